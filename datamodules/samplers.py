@@ -1,0 +1,111 @@
+"""Batch samplers that put examples of similar length together, so that little compute goes to padding.
+
+Training batches are shuffled, grouped by length inside random mega-batches, then the batches themselves are
+shuffled (no curriculum from short to long). The order is a pure function of `(seed, epoch)`, and the sampler
+can resume mid-epoch from its `state_dict`, so an interrupted run sees the same batches as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import torch
+from torch.utils.data import Sampler
+
+
+class LengthGroupedBatchSampler(Sampler[list[int]]):
+    """Shuffled training batches of similar lengths.
+
+    Args:
+        lengths: token count of every example.
+        batch_size: examples per batch.
+        seed: base seed; the order of epoch `e` is drawn with `seed + e`.
+        mega_batch: batches per mega-batch (sorted by length together); 1 = plain random batches.
+        drop_last: drop the last incomplete batch of each mega-batch group.
+        num_replicas: processes sharing the data (distributed training); each takes every n-th batch.
+        rank: this process's index among `num_replicas`.
+    """
+
+    def __init__(
+        self,
+        lengths: Sequence[int],
+        batch_size: int,
+        seed: int = 0,
+        mega_batch: int = 50,
+        drop_last: bool = False,
+        num_replicas: int = 1,
+        rank: int = 0,
+    ) -> None:
+        self.lengths = torch.as_tensor(list(lengths))
+        self.batch_size = batch_size
+        self.seed = seed
+        self.mega_batch = mega_batch
+        self.drop_last = drop_last
+        self.num_replicas = num_replicas
+        self.rank = rank
+        self.epoch = 0
+        self.skip = 0  # batches of the current epoch already consumed (restored from a checkpoint)
+        self._yielded = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by Lightning at the start of each epoch."""
+        if epoch != self.epoch:
+            self.epoch, self.skip = epoch, 0
+
+    def _all_batches(self) -> list[list[int]]:
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        order = torch.randperm(len(self.lengths), generator=generator)
+        size = self.batch_size * self.mega_batch
+        batches: list[list[int]] = []
+        for start in range(0, len(order), size):
+            chunk = order[start : start + size]
+            chunk = chunk[torch.argsort(self.lengths[chunk], descending=True, stable=True)]
+            batches += [chunk[i : i + self.batch_size].tolist() for i in range(0, len(chunk), self.batch_size)]
+        if self.drop_last:
+            batches = [b for b in batches if len(b) == self.batch_size]
+        shuffled = torch.randperm(len(batches), generator=generator).tolist()
+        batches = [batches[i] for i in shuffled]
+        usable = len(batches) - len(batches) % self.num_replicas if self.num_replicas > 1 else len(batches)
+        return batches[self.rank : usable : self.num_replicas]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        batches = self._all_batches()
+        self._yielded = self.skip
+        for batch in batches[self.skip :]:
+            self._yielded += 1
+            yield batch
+        self.skip = 0
+
+    def __len__(self) -> int:
+        return len(self._all_batches()) - self.skip
+
+    def state_dict(self) -> dict[str, Any]:
+        """Position in the epoch, for a mid-epoch resume."""
+        return {"epoch": self.epoch, "consumed": self._yielded, "seed": self.seed}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue the stored epoch after its consumed batches."""
+        self.epoch, self.skip, self.seed = state["epoch"], state["consumed"], state["seed"]
+
+
+class SortedBatchSampler(Sampler[list[int]]):
+    """Evaluation batches in order of decreasing length (predictions are keyed by example id, so order is free).
+
+    Args:
+        lengths: token count of every example.
+        batch_size: examples per batch.
+        num_replicas: processes sharing the data; each takes every n-th batch (no example is repeated).
+        rank: this process's index among `num_replicas`.
+    """
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, num_replicas: int = 1, rank: int = 0) -> None:
+        order = torch.argsort(torch.as_tensor(list(lengths)), descending=True, stable=True).tolist()
+        batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+        self.batches = batches[rank::num_replicas]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)

@@ -1,0 +1,26 @@
+"""Models: the LabelSupervisedModule, its attention-mask strategies and pooling heads."""
+
+from lightning_modules.attention_masks import (
+    AttentionMaskStrategy,
+    BidirectionalFromLayer,
+    BidirectionalMask,
+    CausalMask,
+)
+from lightning_modules.attention_probe import AttentionProbeError, verify_attention
+from lightning_modules.label_supervised import LabelSupervisedModule
+from lightning_modules.pooling import FirstTokenPooling, LastTokenPooling, MaxPooling, MeanPooling, Pooling
+
+__all__ = [
+    "AttentionMaskStrategy",
+    "AttentionProbeError",
+    "BidirectionalFromLayer",
+    "BidirectionalMask",
+    "CausalMask",
+    "FirstTokenPooling",
+    "LabelSupervisedModule",
+    "LastTokenPooling",
+    "MaxPooling",
+    "MeanPooling",
+    "Pooling",
+    "verify_attention",
+]

@@ -1,0 +1,347 @@
+"""LabelSupervisedModule: a transformer backbone + attention-mask strategy + pooling head, trained on labels.
+
+LS-LLaMA is a decoder with `CausalMask` and `LastTokenPooling`; LS-unLLaMA the same decoder with
+`BidirectionalMask` (the paper's best pooling there is `MaxPooling`); the BERT-family baselines go through the same
+module with their native bidirectional attention. Token classification projects every token instead of pooling.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from lightning.pytorch import LightningModule
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from peft import LoraConfig, get_peft_model
+from torch import nn
+from transformers import get_linear_schedule_with_warmup
+
+from lightning_modules.attention_masks import AttentionMaskStrategy, BidirectionalMask, CausalMask, is_encoder
+from lightning_modules.attention_probe import verify_attention
+from lightning_modules.components import from_spec, to_spec
+from lightning_modules.hub import load_backbone
+from lightning_modules.metrics import build_metrics
+from lightning_modules.pooling import POOLINGS, LastTokenPooling, Pooling
+
+log = logging.getLogger(__name__)
+
+MASKS = {"causal": CausalMask, "bidirectional": BidirectionalMask}
+
+
+class LabelSupervisedModule(LightningModule):
+    """Label-supervised finetuning of a transformer backbone for sequence or token classification.
+
+    Args:
+        backbone: hub name, local folder, `.gguf` file or `pkg://package/file` of the pretrained backbone;
+            None to build a randomly initialised one from `backbone_config`.
+        backbone_config: with `backbone`, config attributes to override; without it, the whole config of a
+            random backbone (`model_type` plus its arguments, e.g. a 2-layer `llama`).
+        mask: attention-mask strategy (`CausalMask` = LS-LLaMA, `BidirectionalMask` = LS-unLLaMA,
+            `BidirectionalFromLayer`); None = causal for decoders, bidirectional for encoders.
+        pooling: how a sequence becomes one vector (`LastTokenPooling`, `MeanPooling`, `MaxPooling`,
+            `FirstTokenPooling`); None = last token for decoders, first ([CLS]) for encoders. Not used for
+            token classification, which projects every token.
+        finetuning: `lora` (adapters on the backbone), `full` (every backbone weight), or `head` (frozen backbone).
+        lora_r: LoRA rank (paper: 12).
+        lora_alpha: LoRA scaling alpha (paper: 32).
+        lora_dropout: dropout on the LoRA input (paper: 0.1).
+        lora_target_modules: module names to adapt; None = peft's default for the architecture (`q_proj`,
+            `v_proj` for LLaMA, as the paper's authors used).
+        head_dropout: dropout before the classification layer; None = 0.1 for token and 0.0 for sequence
+            classification, like transformers' `*ForTokenClassification` / `*ForSequenceClassification`.
+        attn_implementation: `sdpa`, `eager`, `flash_attention_2`, `flex_attention`; None = transformers' default.
+        dtype: dtype of the backbone weights: `float32`, `bfloat16` (e.g. a 7B model on a 24 GB card; LoRA
+            weights and the head stay float32), `float16` or `auto`.
+        gradient_checkpointing: recompute activations in the backward pass to save memory.
+        backbone_seed: seed of a randomly initialised backbone, so a checkpoint can rebuild its frozen weights.
+        optimizer: optimizer over the trainable parameters; None = AdamW(lr=8e-5), the paper's.
+        scheduler: learning-rate scheduler (stepped every optimizer step); None = linear decay to zero after
+            `warmup_ratio` of linear warm-up (transformers Trainer's default, which the paper used).
+        warmup_ratio: fraction of the training steps spent warming up (default scheduler only).
+        seqeval_mode: None (seqeval default, conlleval-compatible) or `strict` (IOB2 chunks only).
+        verify_mask: run the attention probe on the training/evaluation device before the first step.
+        task: `sequence` or `token` classification (linked from the data module).
+        num_labels: number of labels (linked from the data module).
+        label_names: label names by id (linked from the data module).
+        tokenizer: tokenizer source used with this model (linked from the data module; stored for export).
+        pad_token_id: the tokenizer's pad id (linked from the data module).
+        vocab_size: the tokenizer's vocabulary size (linked; sizes random backbones, checked against others).
+    """
+
+    def __init__(
+        self,
+        backbone: str | None = None,
+        backbone_config: dict[str, Any] | None = None,
+        mask: AttentionMaskStrategy | None = None,
+        pooling: Pooling | None = None,
+        finetuning: Literal["lora", "full", "head"] = "lora",
+        lora_r: int = 12,
+        lora_alpha: int = 32,
+        lora_dropout: float = 0.1,
+        lora_target_modules: list[str] | None = None,
+        head_dropout: float | None = None,
+        attn_implementation: str | None = None,
+        dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32",
+        gradient_checkpointing: bool = False,
+        backbone_seed: int = 0,
+        optimizer: OptimizerCallable | None = None,
+        scheduler: LRSchedulerCallable | None = None,
+        warmup_ratio: float = 0.0,
+        seqeval_mode: Literal["strict"] | None = None,
+        verify_mask: bool = True,
+        task: Literal["sequence", "token"] = "sequence",
+        num_labels: int = 2,
+        label_names: list[str] | None = None,
+        tokenizer: str | None = None,
+        pad_token_id: int | None = None,
+        vocab_size: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.label_names = list(label_names) if label_names else [str(i) for i in range(num_labels)]
+        if len(self.label_names) != num_labels:
+            raise ValueError(f"model.label_names has {len(self.label_names)} names but num_labels={num_labels}")
+        self.task = task
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.backbone = self._build_backbone()
+        self.is_encoder = is_encoder(self.backbone)
+        self.mask = from_spec(mask, AttentionMaskStrategy, "model.mask", MASKS) if mask else self._default_mask()
+        self.mask.apply(self.backbone)
+        self.pooling = self._build_pooling(pooling)
+        hidden_size = self.backbone.config.hidden_size
+        dropout = head_dropout if head_dropout is not None else (0.1 if task == "token" else 0.0)
+        self.head_dropout = nn.Dropout(dropout)
+        # Like transformers' heads: `score` without bias for sequences, with bias for tokens (exportable to them).
+        self.head = nn.Linear(hidden_size, num_labels, bias=task == "token")
+        self._apply_finetuning()
+        self._store_component_specs()
+        self.strict_loading = False  # checkpoints hold only the trained weights; see on_load_checkpoint
+        self._verified_on: set[str] = set()
+        metrics = build_metrics(task, self.label_names, seqeval_mode)
+        self.val_metrics = metrics.clone(prefix="val/")
+        self.test_metrics = metrics.clone(prefix="test/")
+        self.outside_label = self.label_names.index("O") if task == "token" and "O" in self.label_names else None
+        if task == "token" and self.outside_label is None:
+            raise ValueError(f"token classification needs an 'O' tag in label_names, got {self.label_names}")
+
+    # ----------------------------------------------------------------------------------------------- building
+    def _build_backbone(self) -> nn.Module:
+        hp = self.hparams
+        config = dict(hp.backbone_config or {})
+        if hp.backbone is None:
+            if hp.vocab_size:
+                config["vocab_size"] = hp.vocab_size
+            if hp.pad_token_id is not None:
+                config["pad_token_id"] = hp.pad_token_id
+        model = load_backbone(
+            hp.backbone,
+            config=config,
+            dtype=hp.dtype,
+            attn_implementation=hp.attn_implementation,
+            seed=hp.backbone_seed,
+        )
+        embeddings = model.get_input_embeddings().num_embeddings
+        if hp.vocab_size and hp.vocab_size > embeddings:
+            raise ValueError(
+                f"the tokenizer {hp.tokenizer!r} has {hp.vocab_size} tokens but the backbone embeds only {embeddings}"
+            )
+        if hp.pad_token_id is not None:
+            model.config.pad_token_id = hp.pad_token_id
+        if getattr(model, "pooler", None) is not None:
+            model.pooler = None  # BERT's NSP pooler: unused by our poolings, and untrained weights under DDP
+        if hp.gradient_checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.config.use_cache = False
+        return model
+
+    def _default_mask(self) -> AttentionMaskStrategy:
+        return BidirectionalMask() if self.is_encoder else CausalMask()
+
+    def _build_pooling(self, pooling: Any) -> Pooling:
+        if pooling is not None and self.task == "token":
+            log.warning("model.pooling=%s is not used: token classification projects every token", pooling)
+        if pooling is None:
+            return POOLINGS["first"]() if self.is_encoder else LastTokenPooling()
+        return from_spec(pooling, Pooling, "model.pooling", POOLINGS)
+
+    def _apply_finetuning(self) -> None:
+        hp = self.hparams
+        if hp.finetuning == "lora":
+            lora = LoraConfig(
+                r=hp.lora_r,
+                lora_alpha=hp.lora_alpha,
+                lora_dropout=hp.lora_dropout,
+                target_modules=hp.lora_target_modules,
+                bias="none",
+            )
+            self.backbone = get_peft_model(self.backbone, lora)
+        elif hp.finetuning == "head":
+            self.backbone.requires_grad_(False)
+        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
+        total = sum(p.numel() for p in self.parameters())
+        log.info("trainable parameters: %d of %d (%.3f%%)", trainable, total, 100 * trainable / total)
+
+    def _store_component_specs(self) -> None:
+        """Keep the injected objects as class_path specs in hparams, so checkpoints rebuild them from data."""
+        self.hparams["mask"] = to_spec(self.mask)
+        self.hparams["pooling"] = to_spec(self.pooling)
+        for key in ("optimizer", "scheduler"):
+            if callable(self.hparams.get(key)):
+                self.hparams[key] = None  # a Python callable (not from a config) cannot be stored as data
+
+    # ------------------------------------------------------------------------------------------------ forward
+    def position_ids(self, attention_mask: torch.Tensor) -> torch.Tensor | None:
+        """Positions counted over real tokens, so left and right padding give the same states (decoders only)."""
+        if self.is_encoder:
+            return None
+        return (attention_mask.long().cumsum(-1) - 1).clamp_min(0)  # (B, T)
+
+    def hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **kwargs: Any) -> Any:
+        """Run the backbone; returns transformers' output (`last_hidden_state (B, T, H)`, ...)."""
+        return self.backbone(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=self.position_ids(attention_mask),
+            **kwargs,
+        )
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Logits `(B, num_labels)` for sequences, `(B, T, num_labels)` for tokens."""
+        hidden = self.hidden_states(input_ids, attention_mask).last_hidden_state  # (B, T, H)
+        if self.task == "sequence":
+            hidden = self.pooling(hidden, attention_mask)  # (B, H)
+        return self.head(self.head_dropout(hidden.to(self.head.weight.dtype)))
+
+    def verify_mask(self) -> dict[str, list[float]]:
+        """Probe the backbone on its current device: raises if the mask strategy did not take effect."""
+        device = next(self.backbone.parameters()).device
+        report = verify_attention(
+            lambda ids, mask: self.hidden_states(ids, mask, output_hidden_states=True).hidden_states,
+            self.mask,
+            module=self,
+            vocab_size=self.backbone.get_input_embeddings().num_embeddings,
+            pad_token_id=self.hparams.pad_token_id if self.hparams.pad_token_id is not None else 0,
+            device=device,
+            attn_implementation=self.backbone.config._attn_implementation,
+        )
+        self._verified_on.add(str(device))
+        log.info("attention probe passed for %r on %s", self.mask, device)
+        return report
+
+    def _verify_once(self) -> None:
+        if self.hparams.verify_mask and str(self.device) not in self._verified_on:
+            self.verify_mask()
+
+    def on_fit_start(self) -> None:  # noqa: D102
+        self._verify_once()
+
+    def on_validation_start(self) -> None:  # noqa: D102
+        self._verify_once()
+
+    def on_test_start(self) -> None:  # noqa: D102
+        self._verify_once()
+
+    def on_predict_start(self) -> None:  # noqa: D102
+        self._verify_once()
+
+    # ---------------------------------------------------------------------------------------------- steps
+    def _step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self(batch["input_ids"], batch["attention_mask"])  # (B, C) or (B, T, C)
+        labels = batch["labels"]
+        if labels.numel() and (labels.max() >= self.hparams.num_labels or labels.min() < -100):
+            raise ValueError(
+                f"label ids must lie in [0, {self.hparams.num_labels}) (or be -100); batch has "
+                f"{labels.min().item()}..{labels.max().item()}"
+            )
+        loss = F.cross_entropy(logits.float().flatten(0, -2), labels.flatten(), ignore_index=-100)
+        return loss, logits
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:  # noqa: D102
+        loss, _ = self._step(batch)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"training loss is {loss.item()} at global step {self.global_step} (epoch {self.current_epoch}, "
+                f"batch {batch_idx}, examples {batch['example_ids'].tolist()})"
+            )
+        self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=len(batch["labels"]))
+        return loss
+
+    def _eval_step(self, batch: dict[str, torch.Tensor], split: str, metrics: Any) -> None:
+        loss, logits = self._step(batch)
+        self.log(f"{split}/loss", loss, on_epoch=True, batch_size=len(batch["labels"]), sync_dist=True)
+        if self.task == "sequence":
+            metrics.update(logits.argmax(-1), batch["labels"], batch["example_ids"])
+        else:
+            metrics.update(self.word_predictions(logits, batch), batch["word_labels"], batch["example_ids"])
+
+    def word_predictions(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Tag ids per word `(B, W)`: each word's first subword's prediction; words with no subword (cut by
+        `max_length`) are predicted `O`, so their entities count as missed."""
+        starts = batch["word_starts"]  # (B, W), -1 where the word has no subword
+        preds = logits.argmax(-1).gather(1, starts.clamp_min(0))  # (B, W)
+        return preds.masked_fill(starts < 0, self.outside_label)
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:  # noqa: D102
+        self._eval_step(batch, "val", self.val_metrics)
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:  # noqa: D102
+        self._eval_step(batch, "test", self.test_metrics)
+
+    def _log_metrics(self, split: str, metrics: Any) -> None:
+        values = metrics.compute()
+        primary = values[f"{split}/acc" if self.task == "sequence" else f"{split}/f1"]
+        self.log_dict(values, sync_dist=False)
+        self.log(f"{split}/score", primary, prog_bar=True)  # the task's headline metric: accuracy or entity F1
+        metrics.reset()
+
+    def on_validation_epoch_end(self) -> None:  # noqa: D102
+        self._log_metrics("val", self.val_metrics)
+
+    def on_test_epoch_end(self) -> None:  # noqa: D102
+        self._log_metrics("test", self.test_metrics)
+
+    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, Any]:
+        """Predicted label ids and probabilities (sequences) or word-level tag ids (tokens), with example ids."""
+        logits = self(batch["input_ids"], batch["attention_mask"])
+        out: dict[str, Any] = {"example_ids": batch["example_ids"]}
+        if self.task == "sequence":
+            probs = logits.float().softmax(-1)  # (B, C)
+            out.update(preds=probs.argmax(-1), probs=probs)
+        else:
+            out.update(preds=self.word_predictions(logits, batch), num_words=(batch["word_starts"] != -2).sum(1))
+        return out
+
+    # ----------------------------------------------------------------------------------------- optimisation
+    def configure_optimizers(self) -> Any:  # noqa: D102
+        params = [p for p in self.parameters() if p.requires_grad]
+        if self.optimizer_factory is not None:
+            optimizer = self.optimizer_factory(params)
+        else:
+            optimizer = torch.optim.AdamW(params, lr=8e-5, weight_decay=0.0)
+        if self.scheduler_factory is not None:
+            scheduler = self.scheduler_factory(optimizer)
+        else:
+            total = self.trainer.estimated_stepping_batches
+            total = int(total) if math.isfinite(total) else 10**9
+            scheduler = get_linear_schedule_with_warmup(optimizer, int(self.hparams.warmup_ratio * total), total)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # -------------------------------------------------------------------------------------------- checkpoints
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        """Only what training changes: LoRA adapters (or the whole backbone when fully finetuned) and the head."""
+        trainable = {name for name, p in self.named_parameters() if p.requires_grad}
+        return {k: v for k, v in self.state_dict().items() if k in trainable}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:  # noqa: D102
+        checkpoint["state_dict"] = self.trainable_state_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:  # noqa: D102
+        missing = set(self.trainable_state_dict()) - set(checkpoint["state_dict"])
+        if missing:
+            raise KeyError(
+                f"checkpoint lacks {len(missing)} trained weights this model needs, e.g. {sorted(missing)[:3]}: "
+                "was it written with another finetuning/LoRA/head setting?"
+            )

