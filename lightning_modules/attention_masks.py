@@ -142,6 +142,13 @@ class BidirectionalFromLayer(AttentionMaskStrategy):
     def __repr__(self) -> str:
         return f"BidirectionalFromLayer(layer={self.layer})"
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Hooks belong to the model this instance was applied to: copies (deepcopy, pickling) start unapplied.
+        return {"layer": self.layer}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state)
+
     def apply(self, model: PreTrainedModel) -> None:
         """Make the model bidirectional and register the hooks that keep the lower layers causal."""
         if is_encoder(model):

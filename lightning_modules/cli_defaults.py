@@ -112,7 +112,7 @@ def fill_run_defaults(config: Namespace, subcommand: str | None) -> None:
         if "name" in args and args.name in (None, "lightning_logs"):
             args.name = name
         if logger.class_path.endswith("WandbLogger"):
-            if _get(args, "group") is None and "group" not in (getattr(args, "__dict__", {})):
+            if _get(args, "group") is None:  # wandb.init's own arguments are resolved into init_args
                 args.group = parts["dataset"]
             args.tags = list(dict.fromkeys([*(_get(args, "tags") or []), *tags]))
             if _get(args, "job_type") is None:

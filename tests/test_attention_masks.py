@@ -1,0 +1,165 @@
+"""Mask strategies: the probe passes where the strategy works and catches where it silently does not."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import TINY_LLAMA
+from torch import nn
+
+from lightning_modules import (
+    AttentionProbeError,
+    BidirectionalFromLayer,
+    BidirectionalMask,
+    CausalMask,
+    LabelSupervisedModule,
+)
+
+# flex_attention builds block masks slowly on a CPU: its full matrix runs in the slow suite, one check by default.
+IMPLEMENTATIONS = ["eager", "sdpa", pytest.param("flex_attention", marks=pytest.mark.slow)]
+VOCAB = 50
+
+
+def tiny_module(mask, impl="sdpa", config=None, **kwargs) -> LabelSupervisedModule:
+    return LabelSupervisedModule(
+        backbone_config=dict(config or TINY_LLAMA, num_hidden_layers=3),
+        mask=mask,
+        attn_implementation=impl,
+        vocab_size=VOCAB,
+        pad_token_id=0,
+        num_labels=3,
+        verify_mask=False,
+        **kwargs,
+    )
+
+
+def first_token_moves(module, input_ids, attention_mask, position, layer=-1) -> bool:
+    """Does token 0's hidden state (after `layer`) change when the token at `position` changes?"""
+    changed = input_ids.clone()
+    changed[0, position] = changed[0, position] % (VOCAB - 1) + 1
+    with torch.no_grad():
+        a = module.hidden_states(input_ids, attention_mask, output_hidden_states=True).hidden_states[layer]
+        b = module.hidden_states(changed, attention_mask, output_hidden_states=True).hidden_states[layer]
+    return not torch.allclose(a[0, 0], b[0, 0], atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+@pytest.mark.parametrize("mask", [CausalMask(), BidirectionalMask(), BidirectionalFromLayer(2)], ids=repr)
+def test_probe_passes_for_every_strategy_and_implementation(mask, impl):
+    module = tiny_module(mask, impl).eval()
+    report = module.verify_mask()
+    assert set(report) == {"batch of 1 without padding", "right-padded batch of 2", "left-padded batch of 2"}
+    for changes in report.values():  # per layer: moved exactly where promised
+        assert [c > 1e-6 for c in changes] == [mask.sees_right_context(layer) for layer in range(3)]
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+@pytest.mark.parametrize("padded", [False, True])
+def test_bidirectional_sees_right_context_with_and_without_padding(impl, padded):
+    ids = torch.randint(1, VOCAB, (2 if padded else 1, 7), generator=torch.Generator().manual_seed(1))
+    mask = torch.ones_like(ids)
+    if padded:
+        ids[1, -3:], mask[1, -3:] = 0, 0
+    bidirectional, causal = tiny_module(BidirectionalMask(), impl).eval(), tiny_module(CausalMask(), impl).eval()
+    assert first_token_moves(bidirectional, ids, mask, position=6)
+    assert not first_token_moves(causal, ids, mask, position=6)
+
+
+@pytest.mark.parametrize("impl", IMPLEMENTATIONS)
+def test_from_layer_k_is_causal_below_and_bidirectional_from_k(impl):
+    module = tiny_module(BidirectionalFromLayer(2), impl).eval()
+    ids, mask = torch.randint(1, VOCAB, (1, 6), generator=torch.Generator().manual_seed(2)), torch.ones(1, 6).long()
+    # hidden_states[l + 1] is the output of layer l
+    assert not first_token_moves(module, ids, mask, 5, layer=1) and not first_token_moves(module, ids, mask, 5, layer=2)
+    assert first_token_moves(module, ids, mask, 5, layer=3)
+
+
+@pytest.mark.parametrize("mask", [CausalMask(), BidirectionalMask(), BidirectionalFromLayer(1)], ids=repr)
+def test_padding_side_does_not_change_logits(mask):
+    """Padding is masked and positions count real tokens: a sequence alone, right- or left-padded, same logits."""
+    module = tiny_module(mask, pooling="mean").eval()
+    seq = torch.randint(1, VOCAB, (1, 5), generator=torch.Generator().manual_seed(3))
+    other = torch.randint(1, VOCAB, (1, 8), generator=torch.Generator().manual_seed(4))
+    pad = torch.zeros(1, 3, dtype=torch.long)
+    with torch.no_grad():
+        alone = module(seq, torch.ones_like(seq))
+        right = module(torch.cat([torch.cat([seq, pad], 1), other]), torch.tensor([[1] * 5 + [0] * 3, [1] * 8]))
+        left = module(torch.cat([torch.cat([pad, seq], 1), other]), torch.tensor([[0] * 3 + [1] * 5, [1] * 8]))
+    torch.testing.assert_close(right[0], alone[0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(left[0], alone[0], atol=1e-5, rtol=1e-5)
+
+
+class SilentlyCausal(BidirectionalMask):
+    """A broken 'bidirectional' strategy that forgets to switch the model."""
+
+    def apply(self, model):
+        pass
+
+
+class AttendsToPadding(BidirectionalMask):
+    """The authors' flaw: the mask replaced by all-ones, so tokens attend to padding."""
+
+    def apply(self, model):
+        super().apply(model)
+        stack = model.model if hasattr(model, "model") else model
+
+        def drop_padding(module: nn.Module, args, kwargs):
+            if kwargs.get("attention_mask") is not None:
+                kwargs["attention_mask"] = torch.ones_like(kwargs["attention_mask"])
+            return args, kwargs
+
+        stack.register_forward_pre_hook(drop_padding, with_kwargs=True)
+
+
+def test_flex_attention_bidirectional_probe():
+    tiny_module(BidirectionalMask(), "flex_attention").verify_mask()
+
+
+def test_probe_catches_a_strategy_that_stays_causal():
+    with pytest.raises(AttentionProbeError, match="did not take effect.*batch of 1 without padding"):
+        tiny_module(SilentlyCausal()).verify_mask()
+
+
+def test_probe_catches_attention_to_padding():
+    with pytest.raises(AttentionProbeError, match="attends to padding"):
+        tiny_module(AttendsToPadding()).verify_mask()
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"model_type": "mistral", "hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 4,
+         "num_key_value_heads": 2},
+        {"model_type": "qwen2", "hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 4,
+         "num_key_value_heads": 2},
+    ],
+    ids=lambda c: c["model_type"],
+)  # fmt: skip
+@pytest.mark.parametrize("mask", [CausalMask(), BidirectionalMask(), BidirectionalFromLayer(1)], ids=repr)
+def test_other_decoder_families(config, mask):
+    tiny_module(mask, config=dict(config, num_hidden_layers=3)).verify_mask()
+
+
+BERT = {"model_type": "bert", "hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 4}
+
+
+def test_encoders_are_bidirectional_and_refuse_causal():
+    module = tiny_module(None, config=BERT)
+    assert isinstance(module.mask, BidirectionalMask)
+    module.verify_mask()
+    with pytest.raises(ValueError, match="CausalMask needs a decoder"):
+        tiny_module(CausalMask(), config=BERT)
+
+
+def test_mask_survives_lora_and_probe_runs_through_peft():
+    module = tiny_module(BidirectionalMask(), finetuning="lora", lora_target_modules=["q_proj", "v_proj"])
+    assert type(module.backbone).__name__ == "PeftModel"
+    module.verify_mask()
+
+
+def test_mask_by_short_name_and_spec():
+    assert isinstance(tiny_module("bidirectional").mask, BidirectionalMask)
+    spec = {"class_path": "lightning_modules.BidirectionalFromLayer", "init_args": {"layer": 1}}
+    assert tiny_module(spec).mask.layer == 1
+    with pytest.raises(ValueError, match="not allowed"):
+        tiny_module({"class_path": "os.system"})
