@@ -172,7 +172,9 @@ class BidirectionalFromLayer(AttentionMaskStrategy):
 
     def _make_causal(self, module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
         hidden = args[0] if args else kwargs["hidden_states"]  # (B, T, H)
-        if self._causal_mask is None:  # built once per forward, shared by the causal layers
+        if self._causal_mask is None and self._padding_mask is not None and self._padding_mask.ndim == 4:
+            self._causal_mask = _with_causality(self._padding_mask)  # a prepared mask (e.g. packed sequences)
+        elif self._causal_mask is None:  # built once per forward, shared by the causal layers
             causal_config = copy.copy(self._stack_config)  # current attention implementation, is_causal forced
             causal_config.is_causal = True
             self._causal_mask = create_causal_mask(
@@ -189,3 +191,11 @@ class BidirectionalFromLayer(AttentionMaskStrategy):
     def sees_right_context(self, layer: int) -> bool:
         """From layer `self.layer` on."""
         return layer >= self.layer
+
+
+def _with_causality(mask: torch.Tensor) -> torch.Tensor:
+    """A 4D mask `(B, 1, Q, K)` (boolean: True = attend; float: additive) that also forbids later keys."""
+    later = torch.ones(mask.shape[-2:], dtype=torch.bool, device=mask.device).triu(1)  # (Q, K)
+    if mask.dtype == torch.bool:
+        return mask & ~later
+    return mask.masked_fill(later, torch.finfo(mask.dtype).min)
