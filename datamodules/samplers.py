@@ -78,7 +78,13 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         self.skip = 0
 
     def __len__(self) -> int:
-        return len(self._all_batches()) - self.skip
+        # The whole epoch, also when resuming mid-epoch: Lightning counts the restored batches towards it.
+        return len(self._all_batches())
+
+    @property
+    def sampler(self) -> LengthGroupedBatchSampler:
+        """Itself: Lightning calls `set_epoch` on `batch_sampler.sampler` (not on the batch sampler) each epoch."""
+        return self
 
     def state_dict(self) -> dict[str, Any]:
         """Position in the epoch, for a mid-epoch resume."""

@@ -7,8 +7,11 @@ module with their native bidirectional attention. Token classification projects 
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
+import warnings
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -17,13 +20,16 @@ from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from peft import LoraConfig, get_peft_model
 from torch import nn
+from torchmetrics import MeanMetric
 from transformers import get_linear_schedule_with_warmup
 
 from lightning_modules.attention_masks import AttentionMaskStrategy, BidirectionalMask, CausalMask, is_encoder
 from lightning_modules.attention_probe import verify_attention
 from lightning_modules.components import from_spec, to_spec
+from lightning_modules.config_guard import check_checkpoint, restrict_imports
 from lightning_modules.hub import load_backbone
 from lightning_modules.metrics import build_metrics
+from lightning_modules.packing import PACKED_KEYS, packed_attention_mask, unpack
 from lightning_modules.pooling import POOLINGS, LastTokenPooling, Pooling
 
 log = logging.getLogger(__name__)
@@ -108,7 +114,9 @@ class LabelSupervisedModule(LightningModule):
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.backbone = self._build_backbone()
         self.is_encoder = is_encoder(self.backbone)
-        self.mask = from_spec(mask, AttentionMaskStrategy, "model.mask", MASKS) if mask else self._default_mask()
+        # A private copy: a strategy may hold hooks on the model it is applied to.
+        self.mask = copy.deepcopy(from_spec(mask, AttentionMaskStrategy, "model.mask", MASKS)) if mask else None
+        self.mask = self.mask or self._default_mask()
         self.mask.apply(self.backbone)
         self.pooling = self._build_pooling(pooling)
         hidden_size = self.backbone.config.hidden_size
@@ -123,6 +131,9 @@ class LabelSupervisedModule(LightningModule):
         metrics = build_metrics(task, self.label_names, seqeval_mode)
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
+        # torchmetrics means sync float sums across processes; Lightning's `sync_dist` mean of a logged value
+        # averages integer example counts, which is off when processes hold unequal shares of the set
+        self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
         self.outside_label = self.label_names.index("O") if task == "token" and "O" in self.label_names else None
         if task == "token" and self.outside_label is None:
             raise ValueError(f"token classification needs an 'O' tag in label_names, got {self.label_names}")
@@ -208,9 +219,36 @@ class LabelSupervisedModule(LightningModule):
             **kwargs,
         )
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Logits `(B, num_labels)` for sequences, `(B, T, num_labels)` for tokens."""
-        hidden = self.hidden_states(input_ids, attention_mask).last_hidden_state  # (B, T, H)
+    def packed_hidden_states(self, packed: dict[str, torch.Tensor], attention_mask: torch.Tensor) -> torch.Tensor:
+        """Run the backbone on a packed row (see `lightning_modules.packing`); returns `(B, T, H)` unpacked."""
+        if self.is_encoder:
+            raise ValueError("packed batches (data.pack_sequences) support decoder backbones only")
+        config = self.backbone.config
+        mask = packed_attention_mask(
+            packed["packed_sequence_ids"],
+            causal=getattr(config, "is_causal", True),
+            attn_implementation=config._attn_implementation,
+            dtype=self.backbone.get_input_embeddings().weight.dtype,
+        )
+        out = self.backbone(
+            input_ids=packed["packed_input_ids"], attention_mask=mask, position_ids=packed["packed_position_ids"]
+        )
+        return unpack(out.last_hidden_state, attention_mask)  # (1, S, H) -> (B, T, H)
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, packed: dict[str, torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """Logits `(B, num_labels)` for sequences, `(B, T, num_labels)` for tokens.
+
+        Args:
+            input_ids: `(B, T)` token ids.
+            attention_mask: `(B, T)`, 1 = real token, 0 = pad.
+            packed: the same batch packed in one row (`PACKED_KEYS`, right padding); computed padding-free.
+        """
+        if packed is not None:
+            hidden = self.packed_hidden_states(packed, attention_mask)  # (B, T, H)
+        else:
+            hidden = self.hidden_states(input_ids, attention_mask).last_hidden_state  # (B, T, H)
         if self.task == "sequence":
             hidden = self.pooling(hidden, attention_mask)  # (B, H)
         return self.head(self.head_dropout(hidden.to(self.head.weight.dtype)))
@@ -248,8 +286,12 @@ class LabelSupervisedModule(LightningModule):
         self._verify_once()
 
     # ---------------------------------------------------------------------------------------------- steps
+    def _logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        packed = {key: batch[key] for key in PACKED_KEYS} if PACKED_KEYS[0] in batch else None
+        return self(batch["input_ids"], batch["attention_mask"], packed)  # (B, C) or (B, T, C)
+
     def _step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = self(batch["input_ids"], batch["attention_mask"])  # (B, C) or (B, T, C)
+        logits = self._logits(batch)
         labels = batch["labels"]
         if labels.numel() and (labels.max() >= self.hparams.num_labels or labels.min() < -100):
             raise ValueError(
@@ -271,7 +313,9 @@ class LabelSupervisedModule(LightningModule):
 
     def _eval_step(self, batch: dict[str, torch.Tensor], split: str, metrics: Any) -> None:
         loss, logits = self._step(batch)
-        self.log(f"{split}/loss", loss, on_epoch=True, batch_size=len(batch["labels"]), sync_dist=True)
+        losses = self.val_loss if split == "val" else self.test_loss
+        losses.update(loss.detach(), weight=len(batch["labels"]))
+        self.log(f"{split}/loss", losses, on_epoch=True, batch_size=len(batch["labels"]))
         if self.task == "sequence":
             metrics.update(logits.argmax(-1), batch["labels"], batch["example_ids"])
         else:
@@ -305,13 +349,13 @@ class LabelSupervisedModule(LightningModule):
 
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, Any]:
         """Predicted label ids and probabilities (sequences) or word-level tag ids (tokens), with example ids."""
-        logits = self(batch["input_ids"], batch["attention_mask"])
+        logits = self._logits(batch)
         out: dict[str, Any] = {"example_ids": batch["example_ids"]}
         if self.task == "sequence":
             probs = logits.float().softmax(-1)  # (B, C)
             out.update(preds=probs.argmax(-1), probs=probs)
         else:
-            out.update(preds=self.word_predictions(logits, batch), num_words=(batch["word_starts"] != -2).sum(1))
+            out.update(preds=self.word_predictions(logits, batch), num_words=batch["num_words"])
         return out
 
     # ----------------------------------------------------------------------------------------- optimisation
@@ -345,3 +389,33 @@ class LabelSupervisedModule(LightningModule):
                 f"checkpoint lacks {len(missing)} trained weights this model needs, e.g. {sorted(missing)[:3]}: "
                 "was it written with another finetuning/LoRA/head setting?"
             )
+
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path: Any, *args: Any, **kwargs: Any) -> LabelSupervisedModule:
+        """Lightning's `load_from_checkpoint`, once the stored hyper-parameters are known to name only classes of
+        the allowed packages (see `lightning_modules.config_guard`)."""
+        restrict_imports()
+        if isinstance(checkpoint_path, (str, Path)) and Path(checkpoint_path).is_file():
+            check_checkpoint(checkpoint_path)
+        with warnings.catch_warnings():  # the frozen weights are missing by design; on_load_checkpoint checks
+            warnings.filterwarnings("ignore", message="Found keys that are in the model state dict but not in the")
+            return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
+
+    def save_pretrained(self, folder: str | Path, merge: bool = False) -> Path:
+        """Export to a folder that `from_pretrained` (and, merged, often transformers) loads; see
+        `lightning_modules.export`."""
+        from lightning_modules.export import export  # export imports this module
+
+        return export(self, folder, merge=merge)
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path, **overrides: Any) -> LabelSupervisedModule:
+        """Load a folder written by `save_pretrained` or `python -m lightning_modules.export`.
+
+        Args:
+            folder: the exported folder.
+            **overrides: model arguments to change (e.g. `dtype="bfloat16"`, `finetuning="lora"`).
+        """
+        from lightning_modules.export import load_exported
+
+        return load_exported(folder, **overrides)
