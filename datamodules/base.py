@@ -9,19 +9,26 @@ is shared, so real data and the synthetic task go through the same path.
 
 from __future__ import annotations
 
+import inspect
 import logging
+import warnings
 from functools import cached_property, partial
 from typing import Any, ClassVar, Literal
 
 import datasets
 import torch
+from datasets.fingerprint import Hasher
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 
+from datamodules import alignment
 from datamodules.alignment import IGNORE_INDEX, encode_words
+from datamodules.cache import code_digest
+from datamodules.predict_input import read_predict_file
 from datamodules.samplers import LengthGroupedBatchSampler, SortedBatchSampler
 from lightning_modules.hub import load_tokenizer
+from lightning_modules.packing import pack
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +49,15 @@ class LabelDataModule(LightningDataModule):
         group_by_length: put examples of similar length in the same training batch (less padding, same
             examples per epoch); False = plain random batches.
         padding_side: `right` or `left`; None = the tokenizer's own. Results do not depend on it.
+        pack_sequences: also give each batch packed in one row without padding (`lightning_modules.packing`);
+            the model then computes padding-free (decoders; eager, sdpa or flash attention), same results.
         num_workers: data loader worker processes.
         seed: seed of shuffling and of training subsets.
         max_train_examples: use a seeded random subset of this many training examples (None = all).
         max_eval_examples: use the first this-many validation/test examples (None = all).
+        predict_file: texts to label with `python main.py predict`: one text per line (`.txt`; token tasks split
+            it at whitespace), JSON lines with a `text` field (`.jsonl`; token tasks may give `tokens`, a list of
+            words, instead), or CoNLL columns with the words in the first one (`.conll`; token tasks).
     """
 
     task: ClassVar[Literal["sequence", "token"]] = "sequence"
@@ -61,10 +73,12 @@ class LabelDataModule(LightningDataModule):
         eval_batch_size: int | None = None,
         group_by_length: bool = True,
         padding_side: Literal["right", "left"] | None = None,
+        pack_sequences: bool = False,
         num_workers: int = 0,
         seed: int = 42,
         max_train_examples: int | None = None,
         max_eval_examples: int | None = None,
+        predict_file: str | None = None,
     ) -> None:
         super().__init__()
         self.tokenizer_source = tokenizer
@@ -78,12 +92,16 @@ class LabelDataModule(LightningDataModule):
         self.eval_batch_size = eval_batch_size or batch_size
         self.group_by_length = group_by_length
         self.padding_side = padding_side
+        self.pack_sequences = pack_sequences
         self.num_workers = num_workers
         self.seed = seed
         self.max_train_examples = max_train_examples
         self.max_eval_examples = max_eval_examples
+        self.predict_file = predict_file
         self.datasets: dict[str, datasets.Dataset] = {}
+        self.predict_source: datasets.Dataset | None = None  # the raw inputs of the predictions (text, line)
         self._train_sampler: LengthGroupedBatchSampler | None = None
+        self._train_sampler_state: dict[str, Any] | None = None  # from a checkpoint, applied to the next sampler
 
     # ----------------------------------------------------------------------------- what the model links to
     @cached_property
@@ -122,9 +140,20 @@ class LabelDataModule(LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         """Load and tokenize the splits a stage needs (each once)."""
         wanted = {"fit": ["train", "validation"], "validate": ["validation"], "test": ["test"]}
+        if stage == "predict":
+            if "predict" not in self.datasets:
+                self.predict_source = self.predict_inputs()
+                self.datasets["predict"] = self.encode(self.predict_source, "predict")
+            return
         for split in wanted.get(stage or "", ["train", "validation", "test"]):
             if split not in self.datasets:
                 self.datasets[split] = self.encode(self._limit(self.load_split(split), split), split)
+
+    def predict_inputs(self) -> datasets.Dataset:
+        """The examples of `predict_file`: columns `text` (or `tokens` for token tasks) and `line`."""
+        if self.predict_file is None:
+            raise ValueError(f"{type(self).__name__}: set data.init_args.predict_file to the file of texts to predict")
+        return read_predict_file(self.predict_file, self.task)
 
     def _limit(self, dataset: datasets.Dataset, split: str) -> datasets.Dataset:
         if split == "train" and self.max_train_examples and self.max_train_examples < len(dataset):
@@ -143,10 +172,19 @@ class LabelDataModule(LightningDataModule):
             batched=True,
             with_indices=True,
             remove_columns=dataset.column_names,
+            new_fingerprint=self._encoding_fingerprint(dataset, split),
             desc=f"tokenizing {self.name}/{split}",
         )
         self._log_truncation(encoded, split)
         return encoded
+
+    def _encoding_fingerprint(self, dataset: datasets.Dataset, split: str) -> str:
+        """Cache key of a tokenized split: the raw split's fingerprint and everything the encoding depends on
+        (tokenizer, max_length, labels, this code), not the data module object, whose trainer and other splits
+        would give `datasets` a new hash on every run, so nothing would ever be reused."""
+        code = code_digest(__file__, alignment.__file__, inspect.getfile(type(self)))  # a subclass may override
+        settings = [self.task, self.max_length, self.label_names, self.name, split, code]
+        return Hasher.hash([dataset._fingerprint, self.tokenizer, settings])
 
     def _check_label(self, label: int, split: str, index: int) -> None:
         if not 0 <= label < self.num_labels:
@@ -155,12 +193,27 @@ class LabelDataModule(LightningDataModule):
                 f"(ids 0..{self.num_labels - 1}: {self.label_names})"
             )
 
+    def _tokenize(self, texts: list[str], offsets: bool = False) -> tuple[dict[str, list], list[int]]:
+        """Encodings cut to `max_length`, and each text's full token count. Texts are tokenized once; only those
+        longer than `max_length` (usually few) again with truncation, so special tokens stay as the tokenizer
+        places them."""
+        enc = {key: list(value) for key, value in self.tokenizer(texts, return_offsets_mapping=offsets).items()}
+        full_lengths = [len(ids) for ids in enc["input_ids"]]
+        long = [i for i, n in enumerate(full_lengths) if n > self.max_length]
+        if long:
+            cut = self.tokenizer([texts[i] for i in long], truncation=True, max_length=self.max_length,
+                                 return_offsets_mapping=offsets)  # fmt: skip
+            for key, rows in enc.items():
+                for j, i in enumerate(long):
+                    rows[i] = cut[key][j]
+        return enc, full_lengths
+
     def _encode_texts(self, batch: dict[str, list], indices: list[int], split: str) -> dict[str, list]:
         for text, index in zip(batch["text"], indices):
             if not isinstance(text, str) or not text.strip():
                 raise ValueError(f"{self.name}/{split} example {index}: empty text")
-        full = self.tokenizer(batch["text"])["input_ids"]
-        cut = self.tokenizer(batch["text"], truncation=True, max_length=self.max_length)["input_ids"]
+        enc, full_lengths = self._tokenize(batch["text"])
+        cut = enc["input_ids"]
         labels = batch.get("label") or [IGNORE_INDEX] * len(indices)
         for label, index in zip(labels, indices):
             if label != IGNORE_INDEX:
@@ -169,14 +222,13 @@ class LabelDataModule(LightningDataModule):
             "input_ids": cut,
             "labels": labels,
             "length": [len(ids) for ids in cut],
-            "truncated": [len(f) > len(c) for f, c in zip(full, cut)],
+            "truncated": [full > len(c) for full, c in zip(full_lengths, cut)],
             "example_ids": indices,
         }
 
     def _encode_tokens(self, batch: dict[str, list], indices: list[int], split: str) -> dict[str, list]:
         texts = [" ".join(words) for words in batch["tokens"]]
-        enc = self.tokenizer(texts, truncation=True, max_length=self.max_length, return_offsets_mapping=True)
-        full_lengths = [len(ids) for ids in self.tokenizer(texts)["input_ids"]]
+        enc, full_lengths = self._tokenize(texts, offsets=True)
         tags_batch = batch.get("tags") or [None] * len(indices)
         out: dict[str, list] = {k: [] for k in ("input_ids", "labels", "word_starts", "word_labels", "length")}
         out.update(truncated_words=[], empty_words=[], example_ids=indices)
@@ -201,12 +253,12 @@ class LabelDataModule(LightningDataModule):
 
     def _log_truncation(self, encoded: datasets.Dataset, split: str) -> None:
         if self.task == "sequence":
-            cut = sum(encoded["truncated"])
+            cut = sum(column(encoded, "truncated"))
             if cut:
                 log.warning("%s/%s: %d of %d texts cut to max_length=%d tokens", self.name, split, cut,
                             len(encoded), self.max_length)  # fmt: skip
             return
-        cut, empty = sum(encoded["truncated_words"]), sum(encoded["empty_words"])
+        cut, empty = sum(column(encoded, "truncated_words")), sum(column(encoded, "empty_words"))
         if cut:
             log.warning("%s/%s: %d words beyond max_length=%d tokens are predicted 'O' (entities there count as "
                         "missed)", self.name, split, cut, self.max_length)  # fmt: skip
@@ -215,32 +267,73 @@ class LabelDataModule(LightningDataModule):
 
     # ------------------------------------------------------------------------------------------ loaders
     def collate(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        """Pad a batch to its longest sequence (dynamic padding)."""
-        return collate(features, self.pad_token_id, self.tokenizer.padding_side, self.task)
+        """Pad a batch to its longest sequence (dynamic padding); with `pack_sequences`, also pack it."""
+        if not self.pack_sequences:
+            return collate(features, self.pad_token_id, self.tokenizer.padding_side, self.task)
+        batch = collate(features, self.pad_token_id, "right", self.task)  # packing unpacks to right padding
+        return {**batch, **pack(batch["input_ids"], batch["attention_mask"])}
 
     def _distributed(self) -> tuple[int, int]:
         trainer = self.trainer
-        return (trainer.world_size, trainer.global_rank) if trainer is not None else (1, 0)
+        if trainer is None:
+            return 1, 0
+        if trainer.world_size > 1 and trainer._accelerator_connector.use_distributed_sampler:
+            raise ValueError(
+                "set trainer.use_distributed_sampler=False (the CLI's default): these data loaders give each process "
+                "its own batches, and Lightning's DistributedSampler injection would break their batch samplers"
+            )
+        return trainer.world_size, trainer.global_rank
 
     def train_dataloader(self) -> DataLoader:  # noqa: D102
         dataset = self.datasets["train"]
         replicas, rank = self._distributed()
         self._train_sampler = LengthGroupedBatchSampler(
-            dataset["length"],
+            column(dataset, "length"),
             self.batch_size,
             seed=self.seed,
             mega_batch=50 if self.group_by_length else 1,
             num_replicas=replicas,
             rank=rank,
         )
+        if self._train_sampler_state is not None:
+            self._resume_train_sampler(self._train_sampler_state)
+            self._train_sampler_state = None
         return self._loader(dataset, self._train_sampler)
+
+    def _resume_train_sampler(self, state: dict[str, Any]) -> None:
+        batches = len(self._train_sampler)
+        if state.get("num_batches", batches) != batches:
+            raise ValueError(
+                f"cannot resume the training data mid-epoch: the checkpoint's epoch had {state['num_batches']} "
+                f"batches per process, this run has {batches} (changed data, batch_size or number of devices?)"
+            )
+        self._train_sampler.load_state_dict(state)
+        log.info("training data resumes in epoch %d after %d batches", state["epoch"], state["consumed"])
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where the training sampler stands in its epoch; Lightning stores it in checkpoints (exact resume)."""
+        if self._train_sampler is None or self.trainer is None:
+            return {}
+        state = self._train_sampler.state_dict()
+        # the batches the training loop has finished, not those the loader fetched ahead (workers prefetch)
+        state["consumed"] = self.trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        state["num_batches"] = len(self._train_sampler)
+        return {"train_sampler": state}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Continue the training batches of a checkpoint's epoch (applied when the training loader is built)."""
+        self._train_sampler_state = state_dict.get("train_sampler")
+        # Lightning warns that a mid-epoch resume is unreliable unless the DataLoader itself is stateful; here
+        # the sampler state above makes it exact.
+        warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
 
     def _eval_loader(self, split: str) -> DataLoader:
         if split not in self.datasets:
-            self.setup({"validation": "validate", "test": "test"}.get(split))
+            self.setup({"validation": "validate", "test": "test", "predict": "predict"}.get(split))
         dataset = self.datasets[split]
         replicas, rank = self._distributed()
-        return self._loader(dataset, SortedBatchSampler(dataset["length"], self.eval_batch_size, replicas, rank))
+        sampler = SortedBatchSampler(column(dataset, "length"), self.eval_batch_size, replicas, rank)
+        return self._loader(dataset, sampler)
 
     def _loader(self, dataset: datasets.Dataset, batch_sampler: Any) -> DataLoader:
         return DataLoader(
@@ -249,6 +342,8 @@ class LabelDataModule(LightningDataModule):
             collate_fn=self.collate,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            # its own generator: starting an epoch then draws nothing from the global RNG that dropout uses
+            generator=torch.Generator().manual_seed(self.seed),
         )
 
     def val_dataloader(self) -> DataLoader:  # noqa: D102
@@ -256,6 +351,17 @@ class LabelDataModule(LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:  # noqa: D102
         return self._eval_loader("test")
+
+    def predict_dataloader(self) -> DataLoader:  # noqa: D102
+        # Lightning cannot check that a custom batch sampler yields every example; SortedBatchSampler does
+        warnings.filterwarnings("ignore", message="You are using a custom batch sampler `SortedBatchSampler`")
+        return self._eval_loader("predict")
+
+
+def column(dataset: datasets.Dataset, name: str) -> list:
+    """A whole column as a list, read in one go (`dataset[name]` is a lazy column that decodes row by row: about
+    10 s for the 64k examples of SST-2)."""
+    return dataset.select_columns([name])[:][name]
 
 
 def _pad(rows: list[list[int]], value: int, left: bool) -> torch.Tensor:

@@ -1,0 +1,54 @@
+"""A tiny suite (synthetic right-context NER, 2-layer random LLaMA, a few steps) for the suite/notebook tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from experiments.suite import Options, load_suite, run_suite
+
+TINY_DATA = {
+    "seed_everything": 0,
+    "data": {
+        "class_path": "datamodules.RightContextNER",
+        "init_args": {"num_train": 32, "num_val": 16, "num_test": 24, "batch_size": 8},
+    },
+}
+TINY_OVERRIDES = [
+    "--config=configs/debug/tiny_llama.yaml",
+    "--trainer.accelerator=cpu",
+    "--model.verify_mask=false",  # the probe has its own tests; skipped here to keep the suite tests fast
+    "--trainer.enable_progress_bar=false",
+    "--trainer.enable_model_summary=false",
+]
+
+
+def write_tiny_suite(folder: Path, max_epochs: int = 2) -> Path:
+    """Write `folder/suite.yaml` (causal vs bidirectional on the tiny task) and its data config; return the suite."""
+    folder.mkdir(parents=True, exist_ok=True)
+    data = folder / "tiny_data.yaml"
+    data.write_text(yaml.safe_dump(TINY_DATA))
+    suite = {
+        "name": "tiny",
+        "base_configs": ["configs/trainer/default.yaml"],
+        "overrides": [f"--config={data}", *TINY_OVERRIDES],
+        "fit_overrides": [f"--trainer.max_epochs={max_epochs}", "--trainer.log_every_n_steps=1"],
+        "runs": [
+            {"id": "causal", "configs": ["configs/ablation/mask_causal.yaml"], "paper": "conll2003/llama2-7b/ls_llama"},
+            {"id": "bidirectional", "configs": ["configs/ablation/mask_bidirectional.yaml"], "label": "unmasked"},
+        ],
+    }
+    path = folder / "suite.yaml"
+    path.write_text(yaml.safe_dump(suite, sort_keys=False))
+    return path
+
+
+def run_tiny_suite(folder: Path) -> Path:
+    """Run the tiny suite in this process (no W&B) unless it already ran there; return its runs folder."""
+    runs_dir = folder / "runs"
+    if not (runs_dir / "results.csv").is_file():
+        suite = load_suite(write_tiny_suite(folder), runs_dir)
+        outcome = run_suite(suite, Options(wandb="off", in_process=True, fail_fast=True))
+        assert not outcome["failed"], outcome["failed"]
+    return runs_dir

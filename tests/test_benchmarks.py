@@ -1,0 +1,147 @@
+"""Benchmarks (experiments/benchmarks): every script's tiny variant runs and its numbers are sane.
+
+No timing is asserted (the numbers of a shared CPU are noise for a test); what is asserted would break if a
+benchmark measured the wrong thing: the pipelines see the same evaluation tokens, padding is counted right, the
+packed prototype computes the padded logits, the 7B arithmetic matches a model built on the meta device.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import pytest
+import torch
+from transformers import AutoConfig, AutoModel
+
+from experiments.benchmarks import (
+    bidirectional_cost,
+    data_scale,
+    framework_overhead,
+    llama_7b_shape,
+    reference_vs_ours,
+)
+
+SCRIPTS = [reference_vs_ours, framework_overhead, bidirectional_cost, llama_7b_shape, data_scale]
+
+
+@pytest.fixture(autouse=True)
+def _restore_globals():
+    """The scripts set torch threads and a logger level for their process; give the test process its own back."""
+    threads, level = torch.get_num_threads(), logging.getLogger("lightning.pytorch").level
+    yield
+    torch.set_num_threads(threads)
+    logging.getLogger("lightning.pytorch").setLevel(level)
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda s: s.__name__.rsplit(".", 1)[-1])
+def test_help_lists_options(script, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        script.parse_args(["--help"])
+    assert exit_info.value.code == 0
+    assert "--json" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------------------------- reference vs ours
+@pytest.mark.slow
+def test_reference_vs_ours_tiny(shared_data, llama2_tokenizer, tmp_path):
+    result = reference_vs_ours.main(["--tiny", "--packed", "--json", str(tmp_path / "r.json")])
+    runs = {name: results[0] for name, results in result["runs"].items()}
+    assert set(runs) == {"reference", "ours", "ours_packed"}
+    for run in runs.values():
+        assert run["train"]["steps"] == 10  # 12 steps, 2 of warm-up
+        assert run["train"]["examples_per_s"] > 0 and run["train"]["cpu_examples_per_s"] > 0
+        assert run["eval"]["examples"] == 96 and 0.0 <= run["accuracy"] <= 1.0
+    # the same 96 test sentences, tokenized alike: identical real-token counts in all three pipelines
+    assert len({run["eval_padding"]["real_tokens"] for run in runs.values()}) == 1
+    # the reference pads to the longest of its map batch; ours per length-grouped batch; packed not at all
+    ref, ours, packed = runs["reference"], runs["ours"], runs["ours_packed"]
+    assert ref["eval_padding"]["padding_fraction"] > ours["eval_padding"]["padding_fraction"] > 0
+    assert ref["train_padding"]["padding_fraction"] > ours["train_padding"]["padding_fraction"]
+    assert packed["train_padding"]["padding_fraction"] == packed["eval_padding"]["padding_fraction"] == 0
+    assert abs(ours["accuracy"] - ref["accuracy"]) < 0.2  # near chance after 12 steps: comparable, no regression
+    assert result["summary"]["reference"]["train_speedup"] == 1.0
+    assert (tmp_path / "r.json").exists()
+
+
+# ------------------------------------------------------------------------------------------ framework overhead
+@pytest.mark.slow
+def test_framework_overhead_tiny(shared_data, llama2_tokenizer):
+    result = framework_overhead.main(["--tiny", "--variants", "lightning", "quiet"])
+    assert set(result["summary"]) == {"lightning", "quiet"}
+    repeat = result["repeats"][0]["lightning"]
+    assert repeat["bare_s_per_step"] > 0 and repeat["lightning_s_per_step"] > 0
+    assert repeat["bare_total_s"] >= 10 * repeat["bare_s_per_step"]  # the whole loop covers its timed steps
+    assert math.isfinite(repeat["steady_overhead"]) and math.isfinite(repeat["total_overhead"])
+    # same model, batches, optimizer, schedule, clipping and dropout draws: the same training trajectory
+    assert math.isfinite(repeat["bare_final_loss"])
+    assert repeat["lightning_final_loss"] == pytest.approx(repeat["bare_final_loss"], rel=1e-4)
+    assert set(result["summary"]["lightning"]["noise"]) == set(repeat)
+    quiet = result["repeats"][0]["quiet"]  # the ablation trains the same way, it only logs less
+    assert quiet["lightning_final_loss"] == pytest.approx(repeat["bare_final_loss"], rel=1e-4)
+
+
+# ------------------------------------------------------------------------------------------- bidirectional cost
+def test_bidirectional_cost_tiny():
+    result = bidirectional_cost.main(["--tiny", "--seq-len", "12"])
+    rows = {row["variant"]: row for row in result["rows"]}
+    assert set(rows) == {"causal", "bidirectional", "bidir_from_1"}  # each passed the attention probe
+    assert rows["causal"]["vs_causal"] == 1.0
+    params_mib = 64 * 32000 * 4 / 2**20  # the embedding alone
+    for row in rows.values():
+        assert row["s_per_step"] > 0 and len(result["times"][row["variant"]]) == 4
+        assert row["peak_memory_mib"] > params_mib and row["peak_above_static_mib"] > 0
+
+
+# ------------------------------------------------------------------------------------------------ 7B shape
+def test_llama_7b_parameter_arithmetic_matches_meta_model():
+    config = dict(llama_7b_shape.SHAPES["7b"])
+    hf_config = AutoConfig.for_model(config.pop("model_type"), **config)
+    with torch.device("meta"):
+        model = AutoModel.from_config(hf_config)
+    counts = llama_7b_shape.parameter_counts(llama_7b_shape.SHAPES["7b"], ["q_proj", "v_proj"], 12)
+    assert counts["backbone"] == sum(p.numel() for p in model.parameters()) == 6_607_343_616
+    assert counts["lora"] == 32 * 2 * 12 * (4096 + 4096)
+    budget = {row["lora_targets"]: row for row in llama_7b_shape.memory_budget("7b")}
+    assert budget["qv"]["trainable_params"] == counts["lora"] + 4096 * 2
+    assert budget["all-linear"]["trainable_params"] > 4 * budget["qv"]["trainable_params"]
+    assert 12 < budget["qv"]["weights_bf16_gib"] < 12.5
+
+
+@pytest.mark.parametrize("targets", ["qv", "all-linear"])
+def test_meta_build_materialises_bf16_without_fp32_copy(targets):
+    args = llama_7b_shape.parse_args(["--shape", "tiny", "--device", "cpu", "--lora-targets", targets])
+    setting = {"lora_targets": targets, "weights": "bf16", "attn": "sdpa", "gradient_checkpointing": "off",
+               "mask": "bidirectional"}  # fmt: skip
+    module = llama_7b_shape.build(args, setting)  # runs the attention probe: really bidirectional
+    base = {name: p for name, p in module.backbone.named_parameters() if "lora_" not in name}
+    assert all(p.dtype == torch.bfloat16 and p.device.type == "cpu" for p in base.values())
+    assert all(torch.isfinite(p.float()).all() for p in base.values())
+    trainable = [p for p in module.parameters() if p.requires_grad]
+    assert all(p.dtype == torch.float32 for p in trainable)
+    counts = llama_7b_shape.parameter_counts(args.shape_config, llama_7b_shape.TARGETS[targets], 12)
+    assert sum(p.numel() for p in trainable) == counts["lora"] + counts["head"]
+    rotary = module.backbone.base_model.model.rotary_emb
+    fresh = type(rotary)(rotary.config)
+    torch.testing.assert_close(rotary.inv_freq, fresh.inv_freq)
+
+
+def test_llama_7b_shape_tiny_cpu_run():
+    result = llama_7b_shape.main(["--shape", "tiny", "--device", "cpu", "--seq-lens", "8", "16", "--steps", "1",
+                                  "--warmup-steps", "1", "--masks", "causal", "--peak-tflops", "1"])  # fmt: skip
+    rows = result["rows"]
+    assert [row["seq_len"] for row in rows] == [8, 16] and not any("error" in row for row in rows)
+    for row in rows:
+        assert row["tokens_per_s"] > 0 and row["peak_memory_gib"] > 0 and 0 < row["mfu"] < 1
+    assert rows[1]["tflops_per_s"] / rows[1]["tokens_per_s"] > rows[0]["tflops_per_s"] / rows[0]["tokens_per_s"]
+
+
+# ------------------------------------------------------------------------------------------------ data scale
+@pytest.mark.slow
+def test_data_scale_first_then_cached(shared_data, llama2_tokenizer, tmp_path):
+    first = data_scale.measure("conll2003", str(tmp_path), 128, tiny=True)
+    cached = data_scale.measure("conll2003", str(tmp_path), 128, tiny=True)
+    assert first["sentences"] == cached["sentences"] == 2000
+    assert first["tokens"] == cached["tokens"] > 2000 * 10  # CoNLL sentences are ~14 words, more subwords
+    assert not first["tokenized_from_cache"] and cached["tokenized_from_cache"]
+    assert cached["peak_rss_mib"] >= cached["rss_after_imports_mib"] > 0
