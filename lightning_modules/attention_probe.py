@@ -38,7 +38,7 @@ def _another_id(token: int, vocab_size: int, pad_token_id: int) -> int:
     raise ValueError(f"vocabulary of {vocab_size} is too small to probe")
 
 
-def _probe_batches(vocab_size: int, pad_token_id: int, length: int, generator: torch.Generator):
+def _probe_batches(vocab_size: int, pad_token_id: int, length: int, generator: torch.Generator, left_padding: bool):
     """Yield (case name, input_ids (B, T), attention_mask (B, T), row, first real, last real, pad position)."""
     low = min(10, vocab_size - 2)
     ids = torch.randint(low, vocab_size, (2, length), generator=generator)
@@ -52,7 +52,8 @@ def _probe_batches(vocab_size: int, pad_token_id: int, length: int, generator: t
     left = ids.clone()
     left_mask = torch.ones(2, length, dtype=torch.long)
     left[1, :n_pad], left_mask[1, :n_pad] = pad_token_id, 0
-    yield "left-padded batch of 2", left, left_mask, 1, n_pad, length - 1, 0
+    if left_padding:
+        yield "left-padded batch of 2", left, left_mask, 1, n_pad, length - 1, 0
 
 
 @torch.no_grad()
@@ -66,6 +67,7 @@ def verify_attention(
     device: torch.device | str = "cpu",
     length: int = 9,
     attn_implementation: str = "?",
+    left_padding: bool = True,
 ) -> dict[str, list[float]]:
     """Check that `forward` attends the way `strategy` promises; raise `AttentionProbeError` otherwise.
 
@@ -79,6 +81,8 @@ def verify_attention(
         device: where the probe tensors go.
         length: probe sequence length.
         attn_implementation: named in the error message.
+        left_padding: also probe a left-padded batch. Off for encoders, which pad on the right and may number
+            positions from the ids (RoBERTa), so that a changed pad id would shift the real tokens' positions.
 
     Returns:
         For each case, the relative change of the first real token's state per layer.
@@ -88,7 +92,9 @@ def verify_attention(
     generator = torch.Generator().manual_seed(0)
     report: dict[str, list[float]] = {}
     try:
-        for case, ids, mask, row, first, last, pad_pos in _probe_batches(vocab_size, pad_token_id, length, generator):
+        for case, ids, mask, row, first, last, pad_pos in _probe_batches(
+            vocab_size, pad_token_id, length, generator, left_padding
+        ):
             ids, mask = ids.to(device), mask.to(device)
             base = forward(ids, mask)
             tol = MOVE_TOLERANCE.get(base[-1].dtype, HALF_PRECISION_TOLERANCE)

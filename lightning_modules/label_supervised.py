@@ -264,6 +264,7 @@ class LabelSupervisedModule(LightningModule):
             pad_token_id=self.hparams.pad_token_id if self.hparams.pad_token_id is not None else 0,
             device=device,
             attn_implementation=self.backbone.config._attn_implementation,
+            left_padding=not self.is_encoder,
         )
         self._verified_on.add(str(device))
         log.info("attention probe passed for %r on %s", self.mask, device)
@@ -274,6 +275,8 @@ class LabelSupervisedModule(LightningModule):
             self.verify_mask()
 
     def on_fit_start(self) -> None:  # noqa: D102
+        # `from_pretrained` returns a model in eval mode and Lightning keeps modules' modes: train with dropout.
+        self.train()
         self._verify_once()
 
     def on_validation_start(self) -> None:  # noqa: D102

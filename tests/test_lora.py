@@ -75,3 +75,28 @@ def test_checkpoint_from_another_setting_is_refused(tmp_path):
     lora = build(data)
     with pytest.raises(KeyError, match="lacks .* trained weights"):
         lora.on_load_checkpoint(torch.load(path))
+
+
+def test_a_pretrained_backbone_trains_in_train_mode(tmp_path):
+    """`from_pretrained` returns eval mode and Lightning keeps module modes: fit must switch dropout on."""
+    from lightning.pytorch import Callback
+    from transformers import AutoConfig, AutoModel
+
+    data = EarlyCueClassification(num_train=16, num_val=8, batch_size=8)
+    config = AutoConfig.for_model(**dict(TINY_LLAMA, vocab_size=data.vocab_size, pad_token_id=data.pad_token_id))
+    AutoModel.from_config(config).save_pretrained(tmp_path / "backbone")
+    module = LabelSupervisedModule(
+        backbone=str(tmp_path / "backbone"), finetuning="full", num_labels=data.num_labels, verify_mask=False,
+        label_names=data.label_names, pad_token_id=data.pad_token_id, vocab_size=data.vocab_size,
+    )  # fmt: skip
+    assert not module.backbone.training  # as transformers hands it over
+    modes = []
+
+    class Spy(Callback):
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            modes.append(all(m.training for m in pl_module.backbone.modules()))
+
+    trainer = Trainer(max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                      limit_val_batches=0, accelerator="cpu", callbacks=[Spy()])  # fmt: skip
+    trainer.fit(module, datamodule=data)
+    assert modes == [True]
