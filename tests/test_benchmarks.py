@@ -43,7 +43,6 @@ def test_help_lists_options(script, capsys):
 
 
 # --------------------------------------------------------------------------------------------- reference vs ours
-@pytest.mark.slow
 def test_reference_vs_ours_tiny(shared_data, llama2_tokenizer, tmp_path):
     result = reference_vs_ours.main(["--tiny", "--packed", "--json", str(tmp_path / "r.json")])
     runs = {name: results[0] for name, results in result["runs"].items()}
@@ -65,7 +64,6 @@ def test_reference_vs_ours_tiny(shared_data, llama2_tokenizer, tmp_path):
 
 
 # ------------------------------------------------------------------------------------------ framework overhead
-@pytest.mark.slow
 def test_framework_overhead_tiny(shared_data, llama2_tokenizer):
     result = framework_overhead.main(["--tiny", "--variants", "lightning", "quiet"])
     assert set(result["summary"]) == {"lightning", "quiet"}
@@ -137,7 +135,6 @@ def test_llama_7b_shape_tiny_cpu_run():
 
 
 # ------------------------------------------------------------------------------------------------ data scale
-@pytest.mark.slow
 def test_data_scale_first_then_cached(shared_data, llama2_tokenizer, tmp_path):
     first = data_scale.measure("conll2003", str(tmp_path), 128, tiny=True)
     cached = data_scale.measure("conll2003", str(tmp_path), 128, tiny=True)
@@ -145,3 +142,11 @@ def test_data_scale_first_then_cached(shared_data, llama2_tokenizer, tmp_path):
     assert first["tokens"] == cached["tokens"] > 2000 * 10  # CoNLL sentences are ~14 words, more subwords
     assert not first["tokenized_from_cache"] and cached["tokenized_from_cache"]
     assert cached["peak_rss_mib"] >= cached["rss_after_imports_mib"] > 0
+
+
+def test_llama_7b_shape_build_only_reports_bf16_weights():
+    result = llama_7b_shape.main(["--shape", "tiny", "--device", "cpu", "--build-only", "--masks", "causal"])
+    (row,) = result["rows"]
+    assert row["weight_dtypes"] == ["torch.bfloat16"] and row["build_s"] > 0 and row["peak_rss_gib"] > 0
+    counts = llama_7b_shape.parameter_counts(llama_7b_shape.SHAPES["tiny"], ["q_proj", "v_proj"], 12)
+    assert row["weights_gib"] * 2**30 == counts["backbone"] * 2
