@@ -112,8 +112,8 @@ def load_backbone(
         hf_config = AutoConfig.for_model(options.pop("model_type"), **options)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            model = AutoModel.from_config(hf_config, dtype=torch.float32, **kwargs)
-        return model.to(torch.float32 if torch_dtype == "auto" else torch_dtype)
+            # built directly in the target dtype: a 7B model in bf16 never holds an fp32 copy (13 GB, not 40 GB)
+            return AutoModel.from_config(hf_config, dtype=torch.float32 if dtype == "auto" else torch_dtype, **kwargs)
     hf_config = _from_pretrained(AutoConfig, source, "backbone config")
     for key, value in (config or {}).items():
         setattr(hf_config, key, value)
