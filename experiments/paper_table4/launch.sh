@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Paper Table 4 on one GPU (2026-11-25): runs (or resumes) every run of suite.yaml, one after the other, then writes
+# experiments/runs/paper_table4/results.{md,csv} (our test score beside the paper's). Extra arguments go to the
+# runner, e.g. --only <run id> or --wandb online.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+python -m experiments.suite experiments/paper_table4/suite.yaml "$@"

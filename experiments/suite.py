@@ -1,0 +1,572 @@
+"""Run a suite of experiments one after the other: fit, then test the best checkpoint, then tabulate.
+
+    python -m experiments.suite experiments/repro_smollm2/suite.yaml            # run (or resume) every run
+    python -m experiments.suite experiments/repro_smollm2/suite.yaml --dry-run  # print the commands only
+    python -m experiments.suite SUITE.yaml --only conll2003-smollm2-ls_unllama --force conll2003-smollm2-ls_unllama
+    python -m experiments.suite SUITE.yaml -- --data.init_args.data_dir=/data/x   # appended to every command
+
+A suite file (YAML) lists runs; each run is `python main.py fit --config <base configs> --config <run configs>
+--config <logging overlay> <overrides>` followed by `python main.py test ... --ckpt_path <best checkpoint>`, where
+the best checkpoint is the one the trainer's `ModelCheckpoint` chose by the VALIDATION score (`val/...`): the test
+split is never used for selection. Each run lives in `<runs_dir>/<run id>/`:
+
+    run.json                 the run's arguments (a later invocation with other arguments refuses to mix them)
+    fit/version_N/           CSV logs (metrics.csv), hparams, checkpoints/ (best-*.ckpt, last.ckpt)
+    test/version_N/          the test's CSV logs
+    wandb/                   offline W&B runs (`wandb sync <runs_dir>/*/wandb/offline-run-*` uploads them)
+    fit.log, test.log        the commands' output
+    fit_done.json            best checkpoint and validation score, written when fit succeeded
+    result.json              test metrics etc.: the run is finished, a later invocation skips it
+
+A run killed half-way resumes from its newest `last.ckpt` (written at each validation), or starts again when it
+had none; a run whose fit finished but whose test did not is only tested. After the runs, the results table
+(`results.md`, `results.csv`, with the paper's number beside ours) is written into `<runs_dir>`.
+
+W&B: each run's loggers are tagged `suite:<name>` and `run:<id>` (on top of the dataset/backbone/mask/pooling tags
+and the dataset group that the CLI adds), so a dashboard filters a suite and compares BERT vs LS-LLaMA vs
+LS-unLLaMA by tag.
+
+Suite file format:
+
+    name: repro-smollm2                     # W&B tag and default runs_dir name (experiments/runs/<name>)
+    runs_dir: experiments/runs/repro        # optional
+    project: ls-llama                       # W&B project (optional)
+    base_configs: [configs/trainer/default.yaml]   # before every run's configs (optional)
+    overrides: []                           # CLI arguments after every fit and test command (optional)
+    fit_overrides: []                       # ... after every fit command only
+    test_overrides: []                      # ... after every test command only
+    runs:
+      - id: conll2003-smollm2-ls_unllama    # unique; names the run folder
+        configs: [configs/data/conll2003.yaml, configs/smollm2-135m/ls_unllama.yaml]
+        overrides: [--data.init_args.max_train_examples=2000]   # optional, also fit_/test_overrides
+        paper: conll2003/llama2-7b/ls_unllama   # optional key into experiments/paper_numbers.yaml; default:
+                                                # derived from the configs (see `paper_key`), null for none
+        label: LS-unLLaMA (SmolLM2-135M)    # optional, for tables and plots
+    matrix:                                 # optional: every data config x every method config (+ overlays)
+      - data: [configs/data/sst2.yaml, configs/data/sst5.yaml]
+        methods: [configs/llama2-7b/ls_llama.yaml, configs/llama2-7b/ls_unllama.yaml]
+        overlays: [[], [configs/ablation/pooling_mean.yaml]]   # optional: one run per overlay list
+        overrides: []
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+log = logging.getLogger("experiments.suite")
+
+
+class SuiteError(ValueError):
+    """A suite file or a run's state that the runner cannot use; the message names the file and field."""
+
+
+# ------------------------------------------------------------------------------------------------- the spec
+@dataclass
+class Run:
+    """One run of a suite: its configs, overrides and where its paper number is found.
+
+    Args:
+        id: unique name of the run (its folder name).
+        configs: config files after the suite's base configs, in order (later ones win).
+        overrides: CLI arguments for both fit and test.
+        fit_overrides: CLI arguments for fit only.
+        test_overrides: CLI arguments for test only.
+        paper: key into the paper's numbers; None for none.
+        label: display name for tables and plots.
+    """
+
+    id: str
+    configs: list[str]
+    overrides: list[str] = field(default_factory=list)
+    fit_overrides: list[str] = field(default_factory=list)
+    test_overrides: list[str] = field(default_factory=list)
+    paper: str | None = None
+    label: str | None = None
+
+
+@dataclass
+class Suite:
+    """A parsed suite file (see the module docstring)."""
+
+    name: str
+    path: Path
+    runs_dir: Path
+    runs: list[Run]
+    project: str = "ls-llama"
+    base_configs: list[str] = field(default_factory=list)
+    overrides: list[str] = field(default_factory=list)
+    fit_overrides: list[str] = field(default_factory=list)
+    test_overrides: list[str] = field(default_factory=list)
+
+
+def _strings(value: Any, where: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise SuiteError(f"{where}: expected a list of strings, got {value!r}")
+    return list(value)
+
+
+def paper_key(configs: list[str]) -> str | None:
+    """Default paper key of a run: `<data>/<model>/<method>[/<overlay>...]` from its config paths.
+
+    `configs/data/sst2.yaml` + `configs/llama2-7b/ls_llama.yaml` + `configs/ablation/pooling_mean.yaml` gives
+    `sst2/llama2-7b/ls_llama/pooling_mean`: the first `configs/<model>/<method>.yaml` is the method, later configs
+    of `configs/ablation/` or of a model folder are overlays. None without exactly one data config and a method.
+    """
+    data, method, overlays = [], None, []
+    for config in configs:
+        path = Path(config)
+        if path.parts[:1] != ("configs",) or path.parent.name in {"trainer", "debug"}:
+            continue
+        if path.parent.name == "data":
+            data.append(path.stem)
+        elif method is None and path.parent.name != "ablation":
+            method = f"{path.parent.name}/{path.stem}"
+        else:
+            overlays.append(path.stem)
+    if len(data) != 1 or method is None:
+        return None
+    return "/".join([data[0], method, *overlays])
+
+
+def _matrix_runs(block: dict[str, Any], where: str) -> list[dict[str, Any]]:
+    unknown = set(block) - {"data", "methods", "overlays", "overrides", "fit_overrides", "test_overrides"}
+    if unknown:
+        raise SuiteError(f"{where}: unknown keys {sorted(unknown)}")
+    data, methods = _strings(block.get("data"), f"{where}.data"), _strings(block.get("methods"), f"{where}.methods")
+    if not data or not methods:
+        raise SuiteError(f"{where}: needs non-empty 'data' and 'methods' lists")
+    overlays = block.get("overlays") or [[]]
+    runs = []
+    for data_config in data:
+        for method in methods:
+            for i, overlay in enumerate(overlays):
+                overlay = _strings(overlay, f"{where}.overlays[{i}]")
+                name = [Path(data_config).stem, Path(method).parent.name, Path(method).stem]
+                name += [Path(o).stem for o in overlay]
+                runs.append(
+                    {
+                        "id": "-".join(name),
+                        "configs": [data_config, method, *overlay],
+                        **{k: block[k] for k in ("overrides", "fit_overrides", "test_overrides") if k in block},
+                    }
+                )
+    return runs
+
+
+def _parse_run(raw: Any, where: str) -> Run:
+    if not isinstance(raw, dict):
+        raise SuiteError(f"{where}: expected a mapping with 'id' and 'configs', got {raw!r}")
+    unknown = set(raw) - {f for f in Run.__dataclass_fields__}
+    if unknown:
+        raise SuiteError(f"{where}: unknown keys {sorted(unknown)} (allowed: {sorted(Run.__dataclass_fields__)})")
+    run_id = raw.get("id")
+    if not isinstance(run_id, str) or not run_id or any(c in run_id for c in "/\\ "):
+        raise SuiteError(f"{where}.id: expected a name without '/' or spaces, got {run_id!r}")
+    configs = _strings(raw.get("configs"), f"{where}.configs")
+    if not configs:
+        raise SuiteError(f"{where}.configs: at least one config file is needed")
+    paper = raw["paper"] if "paper" in raw else paper_key(configs)
+    return Run(
+        id=run_id,
+        configs=configs,
+        overrides=_strings(raw.get("overrides"), f"{where}.overrides"),
+        fit_overrides=_strings(raw.get("fit_overrides"), f"{where}.fit_overrides"),
+        test_overrides=_strings(raw.get("test_overrides"), f"{where}.test_overrides"),
+        paper=paper,
+        label=raw.get("label"),
+    )
+
+
+def load_suite(
+    path: str | os.PathLike, runs_dir: str | os.PathLike | None = None, only: list[str] | None = None
+) -> Suite:
+    """Parse and check a suite file; config paths are relative to the repository root.
+
+    Args:
+        path: the suite file.
+        runs_dir: where the runs go; None = the file's `runs_dir` (relative to the repository root) or
+            `experiments/runs/<name>`.
+        only: check that the config files exist for these runs only (None = all runs).
+
+    Raises:
+        SuiteError: naming the file and field, for a malformed file, duplicate run ids or missing config files.
+    """
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise SuiteError(f"{path}: cannot read the suite file: {error}") from error
+    allowed = {f for f in Suite.__dataclass_fields__} - {"path"} | {"matrix"}
+    if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
+        raise SuiteError(f"{path}: expected a mapping with a 'name' (string) and 'runs' and/or 'matrix'")
+    if set(raw) - allowed:
+        raise SuiteError(f"{path}: unknown keys {sorted(set(raw) - allowed)} (allowed: {sorted(allowed)})")
+    raw_runs = list(raw.get("runs") or [])
+    for i, block in enumerate(raw.get("matrix") or []):
+        raw_runs += _matrix_runs(block, f"{path}: matrix[{i}]")
+    runs = [_parse_run(r, f"{path}: runs[{i}]") for i, r in enumerate(raw_runs)]
+    if not runs:
+        raise SuiteError(f"{path}: no runs ('runs' and 'matrix' are empty)")
+    seen: set[str] = set()
+    for run in runs:
+        if run.id in seen:
+            raise SuiteError(f"{path}: run id {run.id!r} appears twice")
+        seen.add(run.id)
+    if runs_dir is not None:
+        runs_dir = Path(runs_dir).resolve()
+    else:
+        runs_dir = ROOT / (raw.get("runs_dir") or f"experiments/runs/{raw['name']}")
+    suite = Suite(
+        name=raw["name"],
+        path=path,
+        runs_dir=runs_dir,
+        runs=runs,
+        project=raw.get("project", "ls-llama"),
+        base_configs=_strings(raw.get("base_configs"), f"{path}: base_configs"),
+        overrides=_strings(raw.get("overrides"), f"{path}: overrides"),
+        fit_overrides=_strings(raw.get("fit_overrides"), f"{path}: fit_overrides"),
+        test_overrides=_strings(raw.get("test_overrides"), f"{path}: test_overrides"),
+    )
+    checked = [r for r in runs if only is None or r.id in only]
+    missing = [c for r in checked for c in [*suite.base_configs, *r.configs] if not (ROOT / c).is_file()]
+    if missing:
+        raise SuiteError(f"{path}: config files not found (relative to {ROOT}): {sorted(set(missing))}")
+    return suite
+
+
+# ---------------------------------------------------------------------------------------------- commands
+def logging_overlay(suite: Suite, run: Run, stage: str, wandb_mode: str) -> dict[str, Any]:
+    """The config that sends a run's logs into its folder: CSV (`<run>/<stage>/version_N`) and W&B."""
+    run_dir = str(suite.runs_dir / run.id)
+    loggers: list[dict[str, Any]] = [
+        {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": run_dir, "name": stage}}
+    ]
+    if wandb_mode != "off":
+        wandb_args = {
+            "save_dir": run_dir,
+            "project": suite.project,
+            "name": run.id,
+            "tags": [f"suite:{suite.name}", f"run:{run.id}"],
+            "offline": wandb_mode == "offline",
+        }
+        loggers.append({"class_path": "lightning.pytorch.loggers.WandbLogger", "init_args": wandb_args})
+    return {"trainer": {"logger": loggers}}
+
+
+def command(suite: Suite, run: Run, stage: str, overlay: Path, ckpt_path: str | None = None) -> list[str]:
+    """The `main.py` arguments (without the interpreter) of a run's `fit` or `test` stage."""
+    args = [stage]
+    overlay_arg = str(overlay.relative_to(ROOT)) if overlay.is_relative_to(ROOT) else str(overlay)
+    for config in [*suite.base_configs, *run.configs, overlay_arg]:
+        args += ["--config", config]
+    args += suite.overrides + run.overrides
+    args += (suite.fit_overrides + run.fit_overrides) if stage == "fit" else (suite.test_overrides + run.test_overrides)
+    if ckpt_path:
+        args += ["--ckpt_path", ckpt_path]
+    return args
+
+
+def thread_count(threads: str) -> int | None:
+    """Torch threads for the next command: a number, `auto`, or `default` (None: torch's own choice).
+
+    `auto` = 1 while the 1-minute load average is at least the core count (a shared machine: two threads would then
+    spin in OpenMP barriers waiting for each other, seen here at twice the wall time and three times the CPU of one
+    thread), else every core.
+    """
+    if threads == "default":
+        return None
+    if threads == "auto":
+        cores = os.cpu_count() or 1
+        return 1 if os.getloadavg()[0] >= cores else cores
+    return int(threads)
+
+
+def execute(args: list[str], log_path: Path, in_process: bool, threads: int | None = None) -> float:
+    """Run `main.py <args>` (a subprocess, or in this process), its output appended to `log_path`; seconds taken.
+
+    Raises:
+        RuntimeError: the command failed; the message holds the end of its log.
+    """
+    start = time.perf_counter()
+    with log_path.open("a") as out:
+        out.write(f"\n$ python main.py {shlex.join(args)}\n")
+    if in_process:
+        from main import main  # imported here: the subprocess mode does not need torch in the runner
+
+        cwd, argv = os.getcwd(), sys.argv
+        os.chdir(ROOT)  # config paths are relative to the repository root
+        sys.argv = [str(ROOT / "main.py")]  # LightningCLI warns when both sys.argv and args hold arguments
+        try:
+            main(args)
+        except SystemExit as error:  # jsonargparse reports bad arguments with SystemExit
+            if error.code:
+                raise RuntimeError(f"main.py {args[0]} exited with {error.code}") from error
+        except Exception as error:
+            raise RuntimeError(f"main.py {args[0]} failed: {type(error).__name__}: {error}") from error
+        finally:
+            os.chdir(cwd)
+            sys.argv = argv
+        return time.perf_counter() - start
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if threads:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    with log_path.open("a") as out:
+        out.write(f"(torch threads: {threads or 'default'})\n")
+        code = subprocess.call(
+            [sys.executable, "main.py", *args], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env
+        )
+    if code != 0:
+        tail = "".join(log_path.read_text().splitlines(keepends=True)[-25:])
+        raise RuntimeError(f"main.py {args[0]} exited with {code}; end of {log_path}:\n{tail}")
+    return time.perf_counter() - start
+
+
+# ------------------------------------------------------------------------------------------ run state
+def _read_json(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    tmp.replace(path)  # atomic: a killed runner never leaves half a marker
+
+
+def newest_last_checkpoint(run_dir: Path) -> Path | None:
+    """The newest `last.ckpt` under `<run_dir>/fit/version_*/checkpoints/`, or None."""
+    found = sorted((run_dir / "fit").glob("version_*/checkpoints/last*.ckpt"), key=lambda p: p.stat().st_mtime)
+    return found[-1] if found else None
+
+
+def best_checkpoint(last_ckpt: Path) -> tuple[str, float, str]:
+    """`(path, score, monitor)` of the best checkpoint that the fit's `ModelCheckpoint` recorded in `last_ckpt`.
+
+    Raises:
+        SuiteError: no ModelCheckpoint monitored a validation metric, or its best file is missing.
+    """
+    import torch
+
+    state = torch.load(last_ckpt, map_location="cpu", weights_only=False)
+    for key, value in state.get("callbacks", {}).items():
+        monitor = value.get("monitor") if isinstance(value, dict) else None
+        if key.startswith("ModelCheckpoint") and monitor and value.get("best_model_path"):
+            if not monitor.startswith("val/"):
+                raise SuiteError(f"{last_ckpt}: ModelCheckpoint monitors {monitor!r}; select on a val/ metric")
+            path = value["best_model_path"]
+            if not Path(path).is_file():
+                raise SuiteError(f"{last_ckpt}: the best checkpoint {path} it records is missing")
+            return path, float(value["best_model_score"]), monitor
+    raise SuiteError(
+        f"{last_ckpt}: no ModelCheckpoint with a monitor and a best model; the trainer config needs "
+        "ModelCheckpoint(monitor='val/score', mode='max', save_last=True), as in configs/trainer/default.yaml"
+    )
+
+
+def test_metrics(run_dir: Path) -> dict[str, float]:
+    """The test metrics logged by the newest test stage (`<run_dir>/test/version_*/metrics.csv`)."""
+    import pandas as pd
+
+    files = sorted((run_dir / "test").glob("version_*/metrics.csv"), key=lambda p: p.stat().st_mtime)
+    if not files:
+        raise SuiteError(f"{run_dir}/test: the test stage logged no metrics.csv")
+    frame = pd.read_csv(files[-1])
+    metrics = {c: float(frame[c].dropna().iloc[-1]) for c in frame.columns if c.startswith("test/")}
+    if "test/score" not in metrics:
+        raise SuiteError(f"{files[-1]}: no test/score column (columns: {list(frame.columns)})")
+    return metrics
+
+
+def machine() -> dict[str, Any]:
+    """Where the run ran: host, CPU model, cores, torch version and GPU."""
+    import torch
+
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return {"host": platform.node(), "cpu": cpu, "nproc": os.cpu_count(), "torch": torch.__version__, "gpu": gpu}
+
+
+# ------------------------------------------------------------------------------------------------ running
+@dataclass
+class Options:
+    """How to run a suite (see `python -m experiments.suite --help`)."""
+
+    only: list[str] | None = None
+    force: list[str] = field(default_factory=list)
+    dry_run: bool = False
+    wandb: str = "offline"
+    in_process: bool = False
+    threads: str = "default"
+    fail_fast: bool = False
+
+
+def _check_arguments(run_dir: Path, arguments: dict[str, Any]) -> None:
+    recorded = _read_json(run_dir / "run.json")
+    if recorded is not None and recorded.get("arguments") != arguments:
+        raise SuiteError(
+            f"{run_dir}/run.json: this run was started with other arguments ({recorded.get('arguments')}); "
+            f"now {arguments}. Rerun it from scratch with --force {run_dir.name}, or give it another id."
+        )
+
+
+def run_one(suite: Suite, run: Run, options: Options) -> dict[str, Any] | None:
+    """Fit and test one run, resuming what an earlier invocation left; returns its result (None on a dry run)."""
+    run_dir = suite.runs_dir / run.id
+    if run.id in options.force and run_dir.exists() and not options.dry_run:
+        import shutil
+
+        shutil.rmtree(run_dir)
+    arguments = {k: v for k, v in asdict(run).items() if k not in {"label", "paper"}}
+    arguments.update(base_configs=suite.base_configs, suite_overrides=suite.overrides)
+    arguments.update(suite_fit_overrides=suite.fit_overrides, suite_test_overrides=suite.test_overrides)
+    _check_arguments(run_dir, arguments)
+    done = _read_json(run_dir / "result.json")
+    if done is not None:
+        log.info("%s: finished earlier (test/score %.4f), skipped", run.id, done["test"]["test/score"])
+        return done
+    overlays = {stage: run_dir / f"logging_{stage}.yaml" for stage in ("fit", "test")}
+    if options.dry_run:
+        for stage in ("fit", "test"):
+            print(f"python main.py {shlex.join(command(suite, run, stage, overlays[stage]))}")
+        return None
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _write_json(run_dir / "run.json", {"id": run.id, "suite": suite.name, "arguments": arguments})
+    for stage, overlay in overlays.items():
+        overlay.write_text(yaml.safe_dump(logging_overlay(suite, run, stage, options.wandb), sort_keys=False))
+    fit = _read_json(run_dir / "fit_done.json") or _fit(suite, run, run_dir, overlays["fit"], options)
+    return _test(suite, run, run_dir, overlays["test"], fit, options)
+
+
+def _fit(suite: Suite, run: Run, run_dir: Path, overlay: Path, options: Options) -> dict[str, Any]:
+    resume = newest_last_checkpoint(run_dir)
+    log.info("%s: fit%s", run.id, f" (resuming from {resume})" if resume else "")
+    args = command(suite, run, "fit", overlay, str(resume) if resume else None)
+    threads = thread_count(options.threads)
+    seconds = execute(args, run_dir / "fit.log", options.in_process, threads)
+    last = newest_last_checkpoint(run_dir)
+    if last is None:
+        raise SuiteError(
+            f"{run_dir}: fit wrote no last.ckpt; the trainer config needs checkpointing on (no fast_dev_run) and "
+            "ModelCheckpoint(monitor='val/score', mode='max', save_last=True)"
+        )
+    best, score, monitor = best_checkpoint(last)
+    fit = {"best_ckpt": best, "best_val": score, "monitor": monitor, "fit_seconds": seconds, "fit_command": args}
+    fit["fit_threads"] = threads
+    _write_json(run_dir / "fit_done.json", fit)
+    log.info("%s: fit done in %.1f min; best %s %.4f (%s)", run.id, seconds / 60, monitor, score, best)
+    return fit
+
+
+def _test(suite: Suite, run: Run, run_dir: Path, overlay: Path, fit: dict, options: Options) -> dict[str, Any]:
+    args = command(suite, run, "test", overlay, fit["best_ckpt"])
+    seconds = execute(args, run_dir / "test.log", options.in_process, thread_count(options.threads))
+    result = {
+        "id": run.id,
+        "label": run.label or run.id,
+        "suite": suite.name,
+        "paper": run.paper,
+        "configs": [*suite.base_configs, *run.configs],
+        **fit,
+        "test": test_metrics(run_dir),
+        "test_seconds": seconds,
+        "test_command": args,
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "machine": machine(),
+    }
+    _write_json(run_dir / "result.json", result)
+    log.info("%s: test/score %.4f (%.1f min)", run.id, result["test"]["test/score"], seconds / 60)
+    return result
+
+
+def run_suite(suite: Suite, options: Options) -> dict[str, Any]:
+    """Run (or resume) every selected run in order; returns `{"results": [...], "failed": {id: error}}`."""
+    selected = [r for r in suite.runs if options.only is None or r.id in options.only]
+    unknown = set(options.only or []) - {r.id for r in suite.runs}
+    if unknown:
+        raise SuiteError(f"{suite.path}: --only names runs that the suite lacks: {sorted(unknown)}")
+    results, failed = [], {}
+    for i, run in enumerate(selected, 1):
+        log.info("[%d/%d] %s", i, len(selected), run.id)
+        try:
+            result = run_one(suite, run, options)
+        except (RuntimeError, SuiteError) as error:
+            if options.fail_fast or isinstance(error, SuiteError) and "run.json" in str(error):
+                raise
+            log.error("%s failed: %s", run.id, error)
+            failed[run.id] = str(error)
+            continue
+        if result is not None:
+            results.append(result)
+    if not options.dry_run:
+        from experiments.results_table import write_tables
+
+        write_tables(suite.runs_dir, suite.runs_dir)
+    return {"results": results, "failed": failed}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The runner's command line."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("suite", help="suite YAML file")
+    parser.add_argument("--only", nargs="+", metavar="ID", help="run only these run ids")
+    parser.add_argument("--force", nargs="+", default=[], metavar="ID", help="delete these runs' folders first")
+    parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    parser.add_argument("--runs-dir", help="where the runs go (default: the suite's runs_dir)")
+    parser.add_argument("--wandb", choices=["offline", "online", "off"], default="offline", help="W&B logging mode")
+    parser.add_argument("--in-process", action="store_true", help="run main.py in this process (tests, debugging)")
+    parser.add_argument(
+        "--threads", default="default", help="torch threads per command: N, `auto` (1 on a busy machine), `default`"
+    )
+    parser.add_argument("--fail-fast", action="store_true", help="stop at the first failed run")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    split = argv.index("--") if "--" in argv else len(argv)  # after `--`: CLI arguments for every fit and test
+    args = parser.parse_args(argv[:split])
+    args.overrides = argv[split + 1 :]
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status (1 when a run failed)."""
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    suite = load_suite(args.suite, args.runs_dir, args.only)
+    suite.overrides += args.overrides
+    options = Options(
+        only=args.only,
+        force=args.force,
+        dry_run=args.dry_run,
+        wandb=args.wandb,
+        in_process=args.in_process,
+        fail_fast=args.fail_fast,
+        threads=args.threads,
+    )
+    outcome = run_suite(suite, options)
+    for run_id, error in outcome["failed"].items():
+        print(f"FAILED {run_id}: {error.splitlines()[0]}", file=sys.stderr)
+    return 1 if outcome["failed"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
