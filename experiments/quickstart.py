@@ -28,12 +28,25 @@ CONFIGS = {
 }
 
 
+def logger_override(out_dir: str) -> list[str]:
+    """The configs' loggers (CSV + offline W&B) writing under `out_dir` (an `init_args` override would only reach
+    the last logger of the list)."""
+    loggers = [
+        {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": out_dir}},
+        {
+            "class_path": "lightning.pytorch.loggers.WandbLogger",
+            "init_args": {"save_dir": out_dir, "project": "ls-llama-quickstart", "offline": True},
+        },
+    ]
+    return [f"--trainer.logger={json.dumps(loggers)}"]
+
+
 def run(task: str = "token", overrides: list[str] | None = None, out_dir: str = "logs/quickstart") -> dict:
-    """Train both models; return `{model: {"metrics": {...}, "seconds": ..., "log_dir": ...}}`."""
+    """Train both models (logs under `out_dir`); return `{model: {"metrics", "seconds", "log_dir"}}`."""
     results = {}
     for label, config in CONFIGS[task].items():
         start = time.perf_counter()
-        cli = main(["fit", "--config", config, *(overrides or [])])
+        cli = main(["fit", "--config", config, *logger_override(out_dir), *(overrides or [])])
         metrics = {k: round(float(v), 4) for k, v in cli.trainer.callback_metrics.items() if k.startswith("val/")}
         results[label] = {
             "config": config,

@@ -11,6 +11,7 @@ from conftest import ROOT, TINY_LLAMA
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
 from datamodules.synthetic import build_tokenizer
+from experiments.quickstart import logger_override
 from main import main
 
 QUICKSTART = sorted((ROOT / "configs" / "quickstart").glob("*.yaml"))
@@ -37,10 +38,11 @@ def test_run_name_group_and_tags_identify_the_run(tmp_path):
     cli = main([
         "fit", "--config", "configs/quickstart/ls_llama.yaml", "--trainer.max_steps=1", "--trainer.limit_val_batches=1",
         "--trainer.log_every_n_steps=1",
-        f"--trainer.logger.init_args.save_dir={tmp_path}", "--data.init_args.num_train=16",
+        *logger_override(str(tmp_path)), "--data.init_args.num_train=16",
     ])  # fmt: skip
     csv_logger, wandb_logger = cli.trainer.loggers
     assert csv_logger.name == "right_context_ner-llama-random-2L64H-causal-tokens"
+    assert csv_logger.log_dir.startswith(str(tmp_path))
     run = wandb_logger.experiment
     assert run.name == csv_logger.name and run.group == "right_context_ner"
     assert {"mask:causal", "dataset:right_context_ner", "backbone:llama-random-2L64H"} <= set(run.tags)

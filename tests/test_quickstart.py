@@ -12,19 +12,18 @@ REDUCED = ["--data.init_args.num_train=1200", "--data.init_args.num_val=300", "-
 
 
 def test_bidirectional_beats_causal_by_a_wide_margin_on_right_context_ner(tmp_path):
-    logs = [f"--trainer.logger.init_args.save_dir={tmp_path}"]
-    results = run("token", REDUCED + logs, out_dir=str(tmp_path))
+    results = run("token", REDUCED, out_dir=str(tmp_path))
     causal = results["LS-LLaMA (causal)"]["metrics"]["val/f1"]
     bidirectional = results["LS-unLLaMA (bidirectional)"]["metrics"]["val/f1"]
     assert bidirectional - causal >= 0.20, (causal, bidirectional)
     assert bidirectional >= 0.9
+    assert all(str(tmp_path) in r["log_dir"] for r in results.values())  # CSV logs too, not only W&B's
     saved = json.loads((tmp_path / "comparison_token.json").read_text())
     assert saved["LS-unLLaMA (bidirectional)"]["metrics"]["val/f1"] == bidirectional
 
 
 @pytest.mark.slow
 def test_both_solve_the_sequence_twin(tmp_path):
-    logs = [f"--trainer.logger.init_args.save_dir={tmp_path}"]
-    results = run("sequence", REDUCED + logs, out_dir=str(tmp_path))
+    results = run("sequence", REDUCED, out_dir=str(tmp_path))
     for result in results.values():
         assert result["metrics"]["val/acc"] >= 0.95
