@@ -35,6 +35,9 @@ Suite file format:
     overrides: []                           # CLI arguments after every fit and test command (optional)
     fit_overrides: []                       # ... after every fit command only
     test_overrides: []                      # ... after every test command only
+    seeds: [0, 1, 2]                        # optional: every run repeated per seed, ids `<id>-s<seed>`, with
+                                            # --seed_everything=<seed> --data.init_args.seed=<seed> (a run or a
+                                            # matrix block may set its own `seeds`)
     runs:
       - id: conll2003-smollm2-ls_unllama    # unique; names the run folder
         configs: [configs/data/conll2003.yaml, configs/smollm2-135m/ls_unllama.yaml]
@@ -60,6 +63,7 @@ import shlex
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,6 +91,9 @@ class Run:
         test_overrides: CLI arguments for test only.
         paper: key into the paper's numbers; None for none.
         label: display name for tables and plots.
+        seed: the seed of this repeat (`seed_everything` and the data module's `seed`: initialisation, dropout,
+            training subset and order); None = the configs' own.
+        group: the run id without its seed suffix: the repeats of one setting share it (tables average over it).
     """
 
     id: str
@@ -96,6 +103,8 @@ class Run:
     test_overrides: list[str] = field(default_factory=list)
     paper: str | None = None
     label: str | None = None
+    seed: int | None = None
+    group: str | None = None
 
 
 @dataclass
@@ -144,8 +153,11 @@ def paper_key(configs: list[str]) -> str | None:
     return "/".join([data[0], method, *overlays])
 
 
+MATRIX_PASSED = ("overrides", "fit_overrides", "test_overrides", "seeds")
+
+
 def _matrix_runs(block: dict[str, Any], where: str) -> list[dict[str, Any]]:
-    unknown = set(block) - {"data", "methods", "overlays", "overrides", "fit_overrides", "test_overrides"}
+    unknown = set(block) - {"data", "methods", "overlays", "overrides", "fit_overrides", "test_overrides", "seeds"}
     if unknown:
         raise SuiteError(f"{where}: unknown keys {sorted(unknown)}")
     data, methods = _strings(block.get("data"), f"{where}.data"), _strings(block.get("methods"), f"{where}.methods")
@@ -163,18 +175,30 @@ def _matrix_runs(block: dict[str, Any], where: str) -> list[dict[str, Any]]:
                     {
                         "id": "-".join(name),
                         "configs": [data_config, method, *overlay],
-                        **{k: block[k] for k in ("overrides", "fit_overrides", "test_overrides") if k in block},
+                        **{k: block[k] for k in MATRIX_PASSED if k in block},
                     }
                 )
     return runs
 
 
-def _parse_run(raw: Any, where: str) -> Run:
+def _seeds(value: Any, where: str) -> list[int | None]:
+    if value is None:
+        return [None]
+    if not isinstance(value, list) or not value or not all(isinstance(v, int) and v >= 0 for v in value):
+        raise SuiteError(f"{where}: expected a non-empty list of seeds (integers >= 0), got {value!r}")
+    if len(set(value)) != len(value):
+        raise SuiteError(f"{where}: seeds repeat: {value}")
+    return list(value)
+
+
+def _parse_run(raw: Any, where: str, default_seeds: list[int] | None = None) -> list[Run]:
+    """The runs of one `runs:` entry: one per seed (`<id>-s<seed>`), or one without seeds."""
     if not isinstance(raw, dict):
         raise SuiteError(f"{where}: expected a mapping with 'id' and 'configs', got {raw!r}")
-    unknown = set(raw) - {f for f in Run.__dataclass_fields__}
+    allowed = {f for f in Run.__dataclass_fields__} - {"seed", "group"} | {"seeds"}
+    unknown = set(raw) - allowed
     if unknown:
-        raise SuiteError(f"{where}: unknown keys {sorted(unknown)} (allowed: {sorted(Run.__dataclass_fields__)})")
+        raise SuiteError(f"{where}: unknown keys {sorted(unknown)} (allowed: {sorted(allowed)})")
     run_id = raw.get("id")
     if not isinstance(run_id, str) or not run_id or any(c in run_id for c in "/\\ "):
         raise SuiteError(f"{where}.id: expected a name without '/' or spaces, got {run_id!r}")
@@ -182,15 +206,23 @@ def _parse_run(raw: Any, where: str) -> Run:
     if not configs:
         raise SuiteError(f"{where}.configs: at least one config file is needed")
     paper = raw["paper"] if "paper" in raw else paper_key(configs)
-    return Run(
-        id=run_id,
-        configs=configs,
-        overrides=_strings(raw.get("overrides"), f"{where}.overrides"),
-        fit_overrides=_strings(raw.get("fit_overrides"), f"{where}.fit_overrides"),
-        test_overrides=_strings(raw.get("test_overrides"), f"{where}.test_overrides"),
-        paper=paper,
-        label=raw.get("label"),
-    )
+    runs = []
+    for seed in _seeds(raw.get("seeds", default_seeds), f"{where}.seeds"):
+        seeded = [] if seed is None else [f"--seed_everything={seed}", f"--data.init_args.seed={seed}"]
+        runs.append(
+            Run(
+                id=run_id if seed is None else f"{run_id}-s{seed}",
+                configs=configs,
+                overrides=_strings(raw.get("overrides"), f"{where}.overrides") + seeded,
+                fit_overrides=_strings(raw.get("fit_overrides"), f"{where}.fit_overrides"),
+                test_overrides=_strings(raw.get("test_overrides"), f"{where}.test_overrides"),
+                paper=paper,
+                label=raw.get("label"),
+                seed=seed,
+                group=run_id,
+            )
+        )
+    return runs
 
 
 def load_suite(
@@ -212,7 +244,7 @@ def load_suite(
         raw = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as error:
         raise SuiteError(f"{path}: cannot read the suite file: {error}") from error
-    allowed = {f for f in Suite.__dataclass_fields__} - {"path"} | {"matrix"}
+    allowed = {f for f in Suite.__dataclass_fields__} - {"path"} | {"matrix", "seeds"}
     if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
         raise SuiteError(f"{path}: expected a mapping with a 'name' (string) and 'runs' and/or 'matrix'")
     if set(raw) - allowed:
@@ -220,7 +252,10 @@ def load_suite(
     raw_runs = list(raw.get("runs") or [])
     for i, block in enumerate(raw.get("matrix") or []):
         raw_runs += _matrix_runs(block, f"{path}: matrix[{i}]")
-    runs = [_parse_run(r, f"{path}: runs[{i}]") for i, r in enumerate(raw_runs)]
+    seeds = raw.get("seeds")
+    runs = [run for i, r in enumerate(raw_runs) for run in _parse_run(r, f"{path}: runs[{i}]", seeds)]
+    # seed-major order: every setting's first seed before any second seed, so a partial suite is balanced
+    runs.sort(key=lambda run: -1 if run.seed is None else run.seed)
     if not runs:
         raise SuiteError(f"{path}: no runs ('runs' and 'matrix' are empty)")
     seen: set[str] = set()
@@ -243,7 +278,7 @@ def load_suite(
         fit_overrides=_strings(raw.get("fit_overrides"), f"{path}: fit_overrides"),
         test_overrides=_strings(raw.get("test_overrides"), f"{path}: test_overrides"),
     )
-    checked = [r for r in runs if only is None or r.id in only]
+    checked = [r for r in runs if only is None or r.id in only or r.group in only]
     missing = [c for r in checked for c in [*suite.base_configs, *r.configs] if not (ROOT / c).is_file()]
     if missing:
         raise SuiteError(f"{path}: config files not found (relative to {ROOT}): {sorted(set(missing))}")
@@ -262,7 +297,9 @@ def logging_overlay(suite: Suite, run: Run, stage: str, wandb_mode: str) -> dict
             "save_dir": run_dir,
             "project": suite.project,
             "name": run.id,
-            "tags": [f"suite:{suite.name}", f"run:{run.id}"],
+            "group": f"{suite.name}/{run.group or run.id}",  # the seeds of one setting together
+            "tags": [f"suite:{suite.name}", f"run:{run.group or run.id}"]
+            + ([] if run.seed is None else [f"seed:{run.seed}"]),
             "offline": wandb_mode == "offline",
         }
         loggers.append({"class_path": "lightning.pytorch.loggers.WandbLogger", "init_args": wandb_args})
@@ -420,6 +457,7 @@ class Options:
     in_process: bool = False
     threads: str = "default"
     fail_fast: bool = False
+    jobs: int = 1
 
 
 def _check_arguments(run_dir: Path, arguments: dict[str, Any]) -> None:
@@ -438,7 +476,7 @@ def run_one(suite: Suite, run: Run, options: Options) -> dict[str, Any] | None:
         import shutil
 
         shutil.rmtree(run_dir)
-    arguments = {k: v for k, v in asdict(run).items() if k not in {"label", "paper"}}
+    arguments = {k: v for k, v in asdict(run).items() if k not in {"label", "paper", "seed", "group"}}
     arguments.update(base_configs=suite.base_configs, suite_overrides=suite.overrides)
     arguments.update(suite_fit_overrides=suite.fit_overrides, suite_test_overrides=suite.test_overrides)
     _check_arguments(run_dir, arguments)
@@ -487,6 +525,8 @@ def _test(suite: Suite, run: Run, run_dir: Path, overlay: Path, fit: dict, optio
         "label": run.label or run.id,
         "suite": suite.name,
         "paper": run.paper,
+        "group": run.group or run.id,
+        "seed": run.seed,
         "configs": [*suite.base_configs, *run.configs],
         **fit,
         "test": test_metrics(run_dir),
@@ -502,13 +542,14 @@ def _test(suite: Suite, run: Run, run_dir: Path, overlay: Path, fit: dict, optio
 
 def run_suite(suite: Suite, options: Options) -> dict[str, Any]:
     """Run (or resume) every selected run in order; returns `{"results": [...], "failed": {id: error}}`."""
-    selected = [r for r in suite.runs if options.only is None or r.id in options.only]
-    unknown = set(options.only or []) - {r.id for r in suite.runs}
+    selected = [r for r in suite.runs if options.only is None or r.id in options.only or r.group in options.only]
+    unknown = set(options.only or []) - {r.id for r in suite.runs} - {r.group for r in suite.runs}
     if unknown:
         raise SuiteError(f"{suite.path}: --only names runs that the suite lacks: {sorted(unknown)}")
     results, failed = [], {}
-    for i, run in enumerate(selected, 1):
-        log.info("[%d/%d] %s", i, len(selected), run.id)
+
+    def attempt(index: int, run: Run) -> None:
+        log.info("[%d/%d] %s", index, len(selected), run.id)
         try:
             result = run_one(suite, run, options)
         except (RuntimeError, SuiteError) as error:
@@ -516,9 +557,18 @@ def run_suite(suite: Suite, options: Options) -> dict[str, Any]:
                 raise
             log.error("%s failed: %s", run.id, error)
             failed[run.id] = str(error)
-            continue
+            return
         if result is not None:
             results.append(result)
+
+    if options.jobs > 1 and not (options.dry_run or options.in_process):
+        # runs are subprocesses: threads only wait on them; they start in suite order, `jobs` at a time
+        with ThreadPoolExecutor(options.jobs) as pool:
+            for future in [pool.submit(attempt, i, run) for i, run in enumerate(selected, 1)]:
+                future.result()
+    else:
+        for i, run in enumerate(selected, 1):
+            attempt(i, run)
     if not options.dry_run:
         from experiments.results_table import write_tables
 
@@ -540,6 +590,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--threads", default="default", help="torch threads per command: N, `auto` (1 on a busy machine), `default`"
     )
     parser.add_argument("--fail-fast", action="store_true", help="stop at the first failed run")
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="runs at a time (subprocesses; give each --threads cores / jobs)"
+    )
     argv = list(sys.argv[1:] if argv is None else argv)
     split = argv.index("--") if "--" in argv else len(argv)  # after `--`: CLI arguments for every fit and test
     args = parser.parse_args(argv[:split])
@@ -561,6 +614,7 @@ def main(argv: list[str] | None = None) -> int:
         in_process=args.in_process,
         fail_fast=args.fail_fast,
         threads=args.threads,
+        jobs=args.jobs,
     )
     outcome = run_suite(suite, options)
     for run_id, error in outcome["failed"].items():

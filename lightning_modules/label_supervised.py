@@ -8,6 +8,7 @@ module with their native bidirectional attention. Token classification projects 
 from __future__ import annotations
 
 import copy
+import csv
 import logging
 import math
 import warnings
@@ -344,7 +345,26 @@ class LabelSupervisedModule(LightningModule):
         primary = values[f"{split}/acc" if self.task == "sequence" else f"{split}/f1"]
         self.log_dict(values, sync_dist=False)
         self.log(f"{split}/score", primary, prog_bar=True)  # the task's headline metric: accuracy or entity F1
+        if split == "test":
+            self._write_example_rows(metrics)
         metrics.reset()
+
+    def _write_example_rows(self, metrics: Any) -> None:
+        """`test_examples.csv` in the log folder: per test example its outcome (label/prediction, or entity counts),
+        so that paired bootstrap intervals over test examples can be computed from the committed run files."""
+        (metric,) = metrics.values()
+        with metric.sync_context():  # the whole test set under DDP
+            rows = metric.example_rows()
+        trainer = self._trainer
+        log_dir = trainer.log_dir if trainer is not None and not trainer.fast_dev_run else None
+        if not rows or log_dir is None or not trainer.is_global_zero:
+            return
+        path = Path(log_dir) / "test_examples.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", newline="") as file:
+            writer = csv.DictWriter(file, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
 
     def on_validation_epoch_end(self) -> None:  # noqa: D102
         self._log_metrics("val", self.val_metrics)

@@ -8,7 +8,8 @@ computed over the whole evaluation set, never per process.
 from __future__ import annotations
 
 import torch
-from seqeval.metrics import accuracy_score, f1_score, precision_score, recall_score
+from seqeval.metrics import accuracy_score, classification_report, f1_score, precision_score, recall_score
+from seqeval.metrics.sequence_labeling import get_entities
 from torchmetrics import Metric, MetricCollection
 from torchmetrics.functional.classification import multiclass_accuracy, multiclass_f1_score
 
@@ -57,6 +58,13 @@ class ClassificationMetrics(Metric):
             "f1": multiclass_f1_score(preds, target, self.num_labels, average="macro"),
         }
 
+    def example_rows(self) -> list[dict[str, int]]:
+        """Per de-duplicated example: `example_id`, `target`, `pred` (for paired bootstraps over test examples)."""
+        ids = _cat(self.example_ids)
+        keep = _first_occurrences(ids)
+        rows = zip(ids[keep].tolist(), _cat(self.target)[keep].tolist(), _cat(self.preds)[keep].tolist())
+        return [{"example_id": i, "target": t, "pred": p} for i, t, p in rows]
+
 
 class SeqevalMetrics(Metric):
     """Entity-level precision/recall/F1 (seqeval, micro over entities) and word accuracy, on whole words.
@@ -100,7 +108,28 @@ class SeqevalMetrics(Metric):
             "recall": recall_score(gold_tags, pred_tags, **kwargs),
             "word_acc": accuracy_score(gold_tags, pred_tags),
         }
+        # seqeval's per-type report: f1_PER, f1_LOC, ... (types of the label set, 0 where a type never occurs)
+        report = classification_report(gold_tags, pred_tags, output_dict=True, zero_division=0, **kwargs)
+        for entity_type in self.entity_types:
+            scores[f"f1_{entity_type}"] = report.get(entity_type, {}).get("f1-score", 0.0)
         return {name: torch.tensor(float(value)) for name, value in scores.items()}
+
+    @property
+    def entity_types(self) -> list[str]:
+        """The entity types of the tag set (`PER` for `B-PER`/`I-PER`), in label order."""
+        return list(dict.fromkeys(name[2:] for name in self.label_names if name[:2] in ("B-", "I-")))
+
+    def example_rows(self) -> list[dict[str, int]]:
+        """Per de-duplicated sentence: `example_id`, entity counts `gold`, `pred`, `correct` (exact type and span,
+        as seqeval counts them) and `words`; summing the counts over sentences gives seqeval's micro P/R/F1."""
+        pred_tags, gold_tags = self.sentences()
+        ids = _cat(self.example_ids)[_first_occurrences(_cat(self.example_ids))].tolist()
+        rows = []
+        for example_id, pred, gold in zip(ids, pred_tags, gold_tags):
+            pred_entities, gold_entities = set(get_entities(pred)), set(get_entities(gold))
+            rows.append({"example_id": example_id, "gold": len(gold_entities), "pred": len(pred_entities),
+                         "correct": len(gold_entities & pred_entities), "words": len(gold)})  # fmt: skip
+        return rows
 
     def sentences(self) -> tuple[list[list[str]], list[list[str]]]:
         """The de-duplicated sentences seen so far as `(predicted tags, gold tags)`, in example-id order."""
