@@ -1,53 +1,57 @@
 """ls-llama command line: `python main.py {fit,validate,test,predict} --config configs/....yaml`.
 
 Discover the options with `python main.py fit --help`, `--model.help LabelSupervisedModule`, `--print_config`.
+Errors print as one line; `LS_LLAMA_DEBUG=1` (or `--debug`) shows the traceback.
 """
 
 import sys
-from pathlib import Path
 
 from lightning.pytorch.cli import ArgsType, LightningCLI
 
 import datamodules  # noqa: F401  (registers the data modules for short class names in configs)
+from app import cli_hooks
+from app.checkpointing import ResumableTraining
+from app.errors import run_with_one_line_errors
+from app.predict import PredictionWriter
 from datamodules import LabelDataModule
 from lightning_modules import LabelSupervisedModule
-from lightning_modules.checkpointing import ResumableTraining
-from lightning_modules.cli_defaults import fill_run_defaults
-from lightning_modules.config_guard import check_checkpoint, check_class_paths, restrict_imports
-from lightning_modules.predict import PredictionWriter
 
-# data module attribute -> model argument, set when the data module is instantiated
+# data module attribute -> model argument, set when the data module is instantiated: the data hands the model ids
 DATA_TO_MODEL = {
     "task": "task",
     "num_labels": "num_labels",
     "label_names": "label_names",
-    "tokenizer_source": "tokenizer",
     "pad_token_id": "pad_token_id",
     "vocab_size": "vocab_size",
 }
 
 
 class LabelSupervisedCLI(LightningCLI):
-    """LightningCLI that links the data's labels and tokenizer into the model, names the runs, writes predictions
-    (`--prediction.output_file`), and refuses configs that name classes outside the allowed packages."""
+    """LightningCLI that links the data's labels and tokenizer ids into the model, fills and prints the run defaults
+    (`--print_config` shows them), names the runs, writes predictions (`--prediction.output_file`), and refuses
+    configs that name classes outside the allowed packages (`core.class_paths`)."""
 
-    def add_arguments_to_parser(self, parser) -> None:  # noqa: D102
+    def add_arguments_to_parser(self, parser) -> None:  # noqa: ANN001  (jsonargparse's parser)
+        """Links from the data module to the model, and the prediction writer's options."""
         for source, target in DATA_TO_MODEL.items():
             parser.link_arguments(f"data.{source}", f"model.{target}", apply_on="instantiate")
         parser.add_lightning_class_args(PredictionWriter, "prediction")
 
-    def parse_arguments(self, parser, args: ArgsType) -> None:  # noqa: D102
-        restrict_imports()
-        check_class_paths(sys.argv[1:] if args is None else args)  # before jsonargparse imports any class path
-        super().parse_arguments(parser, args)
-        subcommand = self.config.get("subcommand")
-        ckpt_path = self.config.get(f"{subcommand}.ckpt_path") if subcommand else None
-        if ckpt_path and Path(ckpt_path).is_file():  # its hyper-parameters are parsed next (LightningCLI)
-            check_checkpoint(ckpt_path)
+    def parse_arguments(self, parser, args: ArgsType) -> None:  # noqa: ANN001
+        """Guard the class paths, parse, and answer `--print_config` with the run defaults filled in."""
+        self.args = sys.argv[1:] if args is None else args
+        cli_hooks.configure_logging()
+        cli_hooks.guard_class_paths(self.args)
+        with cli_hooks.print_config_deferred(parser) as request:
+            super().parse_arguments(parser, args)
+        if request:
+            self._parse_ckpt_path()
+            cli_hooks.print_config_and_exit(parser, self.config, request)
 
-    def before_instantiate_classes(self) -> None:  # noqa: D102
+    def before_instantiate_classes(self) -> None:
+        """Fill the run defaults (tokenizer, mask/pooling, precision, names) and warn about dropped callbacks."""
         config = self.config[self.subcommand] if self.subcommand else self.config
-        fill_run_defaults(config, self.subcommand)
+        cli_hooks.before_instantiate(config, self.subcommand, self.args)
 
 
 def main(args: ArgsType = None) -> LabelSupervisedCLI:
@@ -65,4 +69,4 @@ def main(args: ArgsType = None) -> LabelSupervisedCLI:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_with_one_line_errors(main))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import datasets
 
@@ -58,7 +58,7 @@ class AmazonReviews(FileOrHubDataModule):
         languages: list[Language] | None = None,
         label_column: Literal["product_category", "stars"] = "product_category",
         text_columns: list[str] | None = None,
-        **kwargs,
+        **kwargs: Any,
     ) -> None:
         kwargs["label_names"] = kwargs.get("label_names") or (STARS if label_column == "stars" else PRODUCT_CATEGORIES)
         super().__init__(data_dir=data_dir, hub_name=hub_name, hub_config=None, **kwargs)

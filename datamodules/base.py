@@ -21,14 +21,15 @@ from datasets.fingerprint import Hasher
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
+from typing_extensions import override
 
+from core.hub import load_tokenizer
+from core.packing import pack
 from datamodules import alignment
 from datamodules.alignment import IGNORE_INDEX, encode_words
 from datamodules.cache import code_digest
 from datamodules.predict_input import read_predict_file
 from datamodules.samplers import LengthGroupedBatchSampler, SortedBatchSampler
-from lightning_modules.hub import load_tokenizer
-from lightning_modules.packing import pack
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ class LabelDataModule(LightningDataModule):
         group_by_length: put examples of similar length in the same training batch (less padding, same
             examples per epoch); False = plain random batches.
         padding_side: `right` or `left`; None = the tokenizer's own. Results do not depend on it.
-        pack_sequences: also give each batch packed in one row without padding (`lightning_modules.packing`);
+        pack_sequences: also give each batch packed in one row without padding (`core.packing`);
             the model then computes padding-free (decoders; eager, sdpa or flash attention), same results.
         num_workers: data loader worker processes.
         seed: seed of shuffling and of training subsets.
@@ -81,6 +82,9 @@ class LabelDataModule(LightningDataModule):
         predict_file: str | None = None,
     ) -> None:
         super().__init__()
+        # the tokenizer goes into checkpoints (`app.checkpointing.load_trained` finds it there); the other data
+        # settings are in the run's config.yaml
+        self.save_hyperparameters({"tokenizer": tokenizer})
         self.tokenizer_source = tokenizer
         self._label_names = list(label_names) if label_names else list(self.default_label_names)
         if not self._label_names:
@@ -284,7 +288,8 @@ class LabelDataModule(LightningDataModule):
             )
         return trainer.world_size, trainer.global_rank
 
-    def train_dataloader(self) -> DataLoader:  # noqa: D102
+    @override
+    def train_dataloader(self) -> DataLoader:
         dataset = self.datasets["train"]
         replicas, rank = self._distributed()
         self._train_sampler = LengthGroupedBatchSampler(
@@ -346,13 +351,16 @@ class LabelDataModule(LightningDataModule):
             generator=torch.Generator().manual_seed(self.seed),
         )
 
-    def val_dataloader(self) -> DataLoader:  # noqa: D102
+    @override
+    def val_dataloader(self) -> DataLoader:
         return self._eval_loader("validation")
 
-    def test_dataloader(self) -> DataLoader:  # noqa: D102
+    @override
+    def test_dataloader(self) -> DataLoader:
         return self._eval_loader("test")
 
-    def predict_dataloader(self) -> DataLoader:  # noqa: D102
+    @override
+    def predict_dataloader(self) -> DataLoader:
         # Lightning cannot check that a custom batch sampler yields every example; SortedBatchSampler does
         warnings.filterwarnings("ignore", message="You are using a custom batch sampler `SortedBatchSampler`")
         return self._eval_loader("predict")

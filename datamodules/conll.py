@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import datasets
+from typing_extensions import override
 
 from datamodules.base import Split
 from datamodules.cache import cached_dataset
@@ -39,7 +40,7 @@ def conll_examples(
 
 
 class ConllNER(FileOrHubDataModule):
-    """Named-entity recognition on CoNLL-format files or on a `conllx`-style hub dataset.
+    r"""Named-entity recognition on CoNLL-format files or on a `conllx`-style hub dataset.
 
     Files: one token per line, columns split by `separator`, a blank line between sentences, `-DOCSTART-` lines
     dropped; every line must have the columns of the file's first line. Tags are IOB2 (BIO) or, with
@@ -90,7 +91,7 @@ class ConllNER(FileOrHubDataModule):
         hub_label_names: list[str] | None = None,
         validation_fraction: float = 0.05,
         validation_seed: int = 0,
-        **kwargs,
+        **kwargs: Any,
     ) -> None:
         super().__init__(data_dir=data_dir, hub_name=hub_name, hub_config=hub_config, **kwargs)
         self.files: dict[str, str | None] = {"train": train_file, "validation": validation_file, "test": test_file}
@@ -99,7 +100,8 @@ class ConllNER(FileOrHubDataModule):
         self.tokens_column, self.tags_column, self.hub_label_names = tokens_column, tags_column, hub_label_names
         self.validation_fraction, self.validation_seed = validation_fraction, validation_seed
 
-    def holds_out_validation(self) -> bool:  # noqa: D102
+    @override
+    def holds_out_validation(self) -> bool:
         return self.files["validation"] is None if self.data_dir is not None else super().holds_out_validation()
 
     def read_local(self, split: Split, folder: Path) -> datasets.Dataset:
@@ -141,5 +143,5 @@ class CoNLL2003(ConllNER):
     name = "conll2003"
     default_label_names: ClassVar[list[str]] = CONLL2003_TAGS
 
-    def __init__(self, data_dir: str | None = None, hub_name: str | None = "eriktks/conll2003", **kwargs) -> None:
+    def __init__(self, data_dir: str | None = None, hub_name: str | None = "eriktks/conll2003", **kwargs: Any) -> None:
         super().__init__(data_dir=data_dir, hub_name=hub_name, **kwargs)

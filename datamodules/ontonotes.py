@@ -85,7 +85,7 @@ class OntoNotes5(ConllNER):
         separator: str | None = "\t",
         tags_column: str = "tags",
         hub_label_names: list[str] | None = None,
-        **kwargs,
+        **kwargs: Any,
     ) -> None:
         super().__init__(
             data_dir=data_dir, hub_name=hub_name, train_file=train_file, validation_file=validation_file,

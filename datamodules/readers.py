@@ -94,7 +94,7 @@ def read_conll(
 
 
 def read_sentiment_trees(path: Path, unescape: bool = True) -> Iterator[tuple[list[str], int, int]]:
-    """Sentences of a PTB sentiment-tree file (SST), one tree per line: `(leaves, root label, line number)`.
+    r"""Sentences of a PTB sentiment-tree file (SST), one tree per line: `(leaves, root label, line number)`.
 
     Args:
         path: the file.

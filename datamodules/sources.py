@@ -14,7 +14,7 @@ import logging
 import os
 from functools import cached_property
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import datasets
 
@@ -74,7 +74,7 @@ class FileOrHubDataModule(LabelDataModule):
         hub_name: str | None = None,
         hub_config: str | None = None,
         cache_dir: str | None = None,
-        **kwargs,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.data_dir, self.hub_name, self.hub_config, self.cache_dir = data_dir, hub_name, hub_config, cache_dir

@@ -45,7 +45,7 @@ class SST2(FileOrHubDataModule):
         hub_config: str | None = None,
         validation_fraction: float = 0.05,
         validation_seed: int = 0,
-        **kwargs,
+        **kwargs: Any,
     ) -> None:
         super().__init__(data_dir=data_dir, hub_name=hub_name, hub_config=hub_config, **kwargs)
         self.validation_fraction, self.validation_seed = validation_fraction, validation_seed
@@ -77,7 +77,7 @@ def tree_examples(files: list[str], label_names: list[str], unescape: bool = Tru
 
 
 class SST5(FileOrHubDataModule):
-    """SST-5 fine-grained sentiment (8,544 / 1,101 / 2,210 sentences), labels 0..4 = very negative .. very positive.
+    r"""SST-5 fine-grained sentiment (8,544 / 1,101 / 2,210 sentences), labels 0..4 = very negative .. very positive.
 
     Local files: the original Stanford `trainDevTestTrees_PTB` files `train.txt`, `dev.txt`, `test.txt`, one PTB
     tree per line; the text is the leaves joined by spaces (bracket escapes such as `-LRB-` and `\\/` undone), the
@@ -96,7 +96,7 @@ class SST5(FileOrHubDataModule):
     files: ClassVar[dict[str, str]] = {"train": "train.txt", "validation": "dev.txt", "test": "test.txt"}
 
     def __init__(
-        self, data_dir: str | None = None, hub_name: str = "SetFit/sst5", hub_config: str | None = None, **kwargs
+        self, data_dir: str | None = None, hub_name: str = "SetFit/sst5", hub_config: str | None = None, **kwargs: Any
     ) -> None:
         super().__init__(data_dir=data_dir, hub_name=hub_name, hub_config=hub_config, **kwargs)
 

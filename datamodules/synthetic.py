@@ -20,7 +20,7 @@ import random
 import shutil
 import tempfile
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import datasets
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
@@ -119,12 +119,12 @@ class _SyntheticDataModule(LabelDataModule):
     split_sizes: ClassVar[dict[str, str]] = {"train": "num_train", "validation": "num_val", "test": "num_test"}
 
     def __init__(
-        self, num_train: int = 3000, num_val: int = 500, num_test: int = 500, data_seed: int = 0, **kwargs
+        self, num_train: int = 3000, num_val: int = 500, num_test: int = 500, data_seed: int = 0, **kwargs: Any
     ) -> None:
         super().__init__(**kwargs)
         self.num_train, self.num_val, self.num_test, self.data_seed = num_train, num_val, num_test, data_seed
         if self.tokenizer_source is None:
-            self.tokenizer_source = build_tokenizer()
+            self.tokenizer_source = self.hparams["tokenizer"] = build_tokenizer()
 
     def _rng(self, split: Split) -> random.Random:
         return random.Random(f"{self.data_seed}-{split}")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import datasets
+from typing_extensions import override
 
 from datamodules.base import Split
 from datamodules.cache import cached_dataset
@@ -84,7 +85,7 @@ class TextClassificationFiles(FileOrHubDataModule):
         hub_label_names: list[str] | None = None,
         validation_fraction: float = 0.05,
         validation_seed: int = 0,
-        **kwargs,
+        **kwargs: Any,
     ) -> None:
         super().__init__(data_dir=data_dir, hub_name=hub_name, hub_config=hub_config, **kwargs)
         self.files: dict[str, str | None] = {"train": train_file, "validation": validation_file, "test": test_file}
@@ -94,7 +95,8 @@ class TextClassificationFiles(FileOrHubDataModule):
         self.hub_label_names = hub_label_names
         self.validation_fraction, self.validation_seed = validation_fraction, validation_seed
 
-    def holds_out_validation(self) -> bool:  # noqa: D102
+    @override
+    def holds_out_validation(self) -> bool:
         return self.files["validation"] is None if self.data_dir is not None else super().holds_out_validation()
 
     def read_local(self, split: Split, folder: Path) -> datasets.Dataset:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import datasets
 
@@ -43,7 +43,7 @@ class TwitterFin(FileOrHubDataModule):
         hub_config: str | None = None,
         validation_fraction: float = 0.05,
         validation_seed: int = 0,
-        **kwargs,
+        **kwargs: Any,
     ) -> None:
         super().__init__(data_dir=data_dir, hub_name=hub_name, hub_config=hub_config, **kwargs)
         self.validation_fraction, self.validation_seed = validation_fraction, validation_seed

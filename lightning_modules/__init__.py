@@ -1,6 +1,7 @@
-"""Models: the LabelSupervisedModule, its attention-mask strategies and pooling heads."""
+"""Models: the LabelSupervisedModule, its attention-mask strategies, pooling heads and builders."""
 
 from lightning_modules.attention_masks import (
+    MASKS,
     AttentionMaskStrategy,
     BidirectionalFromLayer,
     BidirectionalMask,
@@ -8,9 +9,18 @@ from lightning_modules.attention_masks import (
 )
 from lightning_modules.attention_probe import AttentionProbeError, verify_attention
 from lightning_modules.label_supervised import LabelSupervisedModule
-from lightning_modules.pooling import FirstTokenPooling, LastTokenPooling, MaxPooling, MeanPooling, Pooling
+from lightning_modules.pooling import (
+    POOLINGS,
+    FirstTokenPooling,
+    LastTokenPooling,
+    MaxPooling,
+    MeanPooling,
+    Pooling,
+)
 
 __all__ = [
+    "MASKS",
+    "POOLINGS",
     "AttentionMaskStrategy",
     "AttentionProbeError",
     "BidirectionalFromLayer",

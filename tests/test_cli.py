@@ -63,7 +63,7 @@ def test_tokenizer_defaults_to_the_backbone_folder(tmp_path):
         f"--model.backbone={tmp_path / 'backbone'}", "--data.init_args.tokenizer=null",
     ])  # fmt: skip
     assert cli.datamodule.tokenizer_source == str(tmp_path / "backbone")
-    assert cli.model.hparams.tokenizer == str(tmp_path / "backbone")
+    assert cli.model.pad_token_id == tokenizer.pad_token_id and cli.model.hparams.vocab_size == len(tokenizer)
 
 
 def test_missing_backbone_path_is_a_clear_error(tmp_path):

@@ -14,8 +14,9 @@ import torch
 import yaml
 from jsonargparse import ActionConfigFile, ArgumentParser
 
+from app.config_guard import ConfigSecurityError, check_class_paths
+from core.class_paths import ENV_VAR
 from lightning_modules import LabelSupervisedModule
-from lightning_modules.config_guard import ALLOWED_TEXT, ConfigSecurityError, check_class_paths
 from main import main
 
 BASE = ["--config=configs/quickstart/early_cue_ls_llama.yaml", "--config=configs/debug/fdr.yaml"]
@@ -52,29 +53,44 @@ def test_class_path_outside_allowed_packages_in_a_config_file_is_refused(tmp_pat
     with pytest.raises(ConfigSecurityError) as error:
         main(["fit", *BASE, f"--config={config}"])
     message = str(error.value)
-    assert str(config) in message and repr(EVIL) in message and ALLOWED_TEXT in message
-    assert location.split(".")[0] in message
+    assert str(config) in message and repr(EVIL) in message and f"{ENV_VAR}=this" in message
+    assert location.split(".")[0] in message and "\n" not in message
 
 
 def test_class_path_in_command_line_and_dict_configs_is_refused():
-    with pytest.raises(ConfigSecurityError, match="command line: --model.mask.class_path="):
+    with pytest.raises(ConfigSecurityError, match="command line: --model.mask.class_path: class"):
         main(["fit", *BASE, f"--model.mask.class_path={EVIL}"])
     with pytest.raises(ConfigSecurityError, match="--trainer.callbacks"):
         main(["fit", *BASE, '--trainer.callbacks+={"class_path": "this.Zen"}'])
-    with pytest.raises(ConfigSecurityError, match=r"config dict: fit\.model\.mask\.class_path='this\.Zen'"):
+    with pytest.raises(ConfigSecurityError, match=r"config dict: fit\.model\.mask\.class_path: class .this\.Zen."):
         main({"fit": {"model": {"mask": {"class_path": EVIL}}}})
 
 
-def test_a_class_path_given_as_a_plain_value_is_refused_by_jsonargparse(capsys):
-    with pytest.raises(SystemExit):
-        main(["fit", *BASE, f"--model.mask={EVIL}"])
+def test_a_class_path_given_as_a_plain_value_is_refused(capsys):
+    from core.class_paths import ClassPathNotAllowed
+
+    with pytest.raises(SystemExit):  # a class-typed argument: jsonargparse's policy (restrict_imports)
+        main(["fit", *BASE, f"--model.optimizer={EVIL}"])
     assert "Importing 'this.Zen' is not allowed" in capsys.readouterr().err
+    with pytest.raises(ClassPathNotAllowed, match="model.mask: class 'this.Zen'"):  # a name or class path: ours
+        main(["fit", *BASE, f"--model.mask={EVIL}"])
 
 
-def test_allowed_and_short_class_paths_pass():
-    check_class_paths(["fit", "--model.mask.class_path=lightning_modules.BidirectionalMask"])
-    check_class_paths({"trainer": {"callbacks": [{"class_path": "LearningRateMonitor"}]}})
-    check_class_paths(["--trainer.logger={class_path: lightning.pytorch.loggers.CSVLogger}"])
+def test_allowed_and_short_class_paths_pass_and_the_allowlist_can_be_extended(monkeypatch):
+    allowed = [
+        ["fit", "--model.mask.class_path=lightning_modules.BidirectionalMask"],
+        {"trainer": {"callbacks": [{"class_path": "LearningRateMonitor"}]}},
+        ["--trainer.logger={class_path: lightning.pytorch.loggers.CSVLogger}"],
+    ]
+    for args in allowed:
+        assert check_class_paths(args) is None  # no exception
+    user_class = ["--model.optimizer.class_path=bitsandbytes.optim.AdamW8bit"]
+    with pytest.raises(ConfigSecurityError, match=f"{ENV_VAR}=bitsandbytes.optim"):
+        check_class_paths(user_class)
+    monkeypatch.setenv(ENV_VAR, "my_lab,bitsandbytes.optim")
+    assert check_class_paths(user_class) is None
+    with pytest.raises(ConfigSecurityError):  # a prefix allows its own sub-packages only, not look-alikes
+        check_class_paths(["--model.mask.class_path=my_lab_evil.Mask"])
 
 
 def test_yaml_python_tags_are_not_executed(tmp_path):
@@ -98,13 +114,20 @@ def evil_checkpoint(tmp_path, **hyper_parameters) -> str:
 
 
 def test_checkpoint_hyper_parameters_are_checked_before_loading(tmp_path):
+    from app.checkpointing import load_trained
+    from core.class_paths import ClassPathNotAllowed
+
     path = evil_checkpoint(tmp_path, num_labels=2, mask={"class_path": EVIL})
-    with pytest.raises(ConfigSecurityError, match=r"hyper_parameters.*mask\.class_path='this\.Zen'"):
-        LabelSupervisedModule.load_from_checkpoint(path)
+    with pytest.raises(ConfigSecurityError, match=r"hyper_parameters.*mask\.class_path: class 'this\.Zen'"):
+        load_trained(path)
     with pytest.raises(ConfigSecurityError, match="this.Zen"):
         main(["validate", *BASE, f"--ckpt_path={path}"])
+    with pytest.raises(ClassPathNotAllowed, match="model.mask: class 'this.Zen'"):  # without the app's guard
+        LabelSupervisedModule.load_from_checkpoint(path)
     path = evil_checkpoint(tmp_path, num_labels=2, _instantiator="builtins.exec")
     with pytest.raises(ConfigSecurityError, match="_instantiator"):
+        load_trained(path)
+    with pytest.raises(Exception, match="builtins.exec"):  # Lightning's own allowlist of instantiators
         LabelSupervisedModule.load_from_checkpoint(path)
 
 

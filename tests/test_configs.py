@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 from conftest import ROOT
+from typing_extensions import override
 
 from datamodules import LabelDataModule
 from experiments.results_table import load_paper_numbers
@@ -51,7 +52,8 @@ class _Stop(Exception):
 
 
 class _ParserOnly(LabelSupervisedCLI):
-    def parse_arguments(self, parser, args) -> None:  # noqa: D102
+    @override
+    def parse_arguments(self, parser, args) -> None:
         raise _Stop(parser)
 
 

@@ -16,9 +16,9 @@ from conftest import LLAMA2_TOKENIZER, SHARED_DATA, SMOLLM2_GGUF, package_dir
 from seqeval.metrics import f1_score
 
 import datamodules as dm
+from core.hub import load_tokenizer
 from datamodules.alignment import words_from_tokens
 from datamodules.base import column
-from lightning_modules.hub import load_tokenizer
 
 
 def tokenizer_source(family: str) -> str:

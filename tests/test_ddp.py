@@ -16,11 +16,11 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from conftest import ROOT, TINY_LLAMA
+from conftest import ROOT, TINY_LLAMA, module_for
 from lightning.pytorch import Trainer, seed_everything
 
 from datamodules import RightContextNER
-from lightning_modules import BidirectionalMask, LabelSupervisedModule
+from lightning_modules import BidirectionalMask
 from main import main
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"}
@@ -37,17 +37,13 @@ def ner_checkpoint(tmp_path_factory) -> Path:
     torch.set_num_threads(1)
     seed_everything(0)
     data = RightContextNER(num_train=800, num_val=NUM_VAL, batch_size=16)
-    model = LabelSupervisedModule(
+    model = module_for(
+        data,
         backbone_config={**TINY_LLAMA, "hidden_size": 64, "intermediate_size": 128},
         mask=BidirectionalMask(),
         finetuning="full",
         optimizer=partial(torch.optim.AdamW, lr=5e-3),
         task="token",
-        num_labels=data.num_labels,
-        label_names=data.label_names,
-        tokenizer=data.tokenizer_source,
-        pad_token_id=data.pad_token_id,
-        vocab_size=data.vocab_size,
     )
     trainer = Trainer(max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False)
     trainer.fit(model, data)

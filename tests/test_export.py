@@ -7,17 +7,17 @@ from functools import partial
 
 import pytest
 import torch
-from conftest import TINY_LLAMA
+from conftest import TINY_LLAMA, module_for
 from lightning.pytorch import Trainer
 from peft import PeftModel
 from transformers import AutoModel, AutoModelForSequenceClassification, AutoModelForTokenClassification
 
+from app.checkpointing import AtomicCheckpointIO
+from app.export import main as export_main
+from core.hub import load_tokenizer
 from datamodules import EarlyCueClassification, RightContextNER
 from datamodules.synthetic import build_tokenizer
 from lightning_modules import BidirectionalFromLayer, BidirectionalMask, LabelSupervisedModule, MeanPooling
-from lightning_modules.checkpointing import AtomicCheckpointIO
-from lightning_modules.export import main as export_main
-from lightning_modules.hub import load_tokenizer
 from main import main
 
 TEXTS = ["goal ba ko ti", "vote", "atom lu mo sa ne di fa po gu zor", "song ba"]
@@ -42,7 +42,6 @@ def tiny_module(task: str = "sequence", **kwargs) -> LabelSupervisedModule:
         task=task,
         num_labels=len(labels),
         label_names=labels,
-        tokenizer=tokenizer,
         pad_token_id=load_tokenizer(tokenizer).pad_token_id,
         vocab_size=len(load_tokenizer(tokenizer)),
         verify_mask=False,
@@ -55,8 +54,9 @@ def tiny_module(task: str = "sequence", **kwargs) -> LabelSupervisedModule:
     return module.eval()
 
 
-def right_padded(module: LabelSupervisedModule) -> dict[str, torch.Tensor]:
-    tokenizer = load_tokenizer(module.hparams.tokenizer, padding_side="right")
+def right_padded(module: LabelSupervisedModule, source: str | None = None) -> dict[str, torch.Tensor]:
+    """A right-padded batch of the test texts, tokenized by `source` (default: the synthetic task's tokenizer)."""
+    tokenizer = load_tokenizer(source or build_tokenizer(), padding_side="right")
     texts = TEXTS if module.task == "sequence" else [" ".join(words) for words in SENTENCES]
     batch = tokenizer(texts, padding=True, return_tensors="pt")
     assert not batch["attention_mask"].all()  # padding present
@@ -103,15 +103,9 @@ def test_cli_checkpoint_holds_only_trained_weights_and_loads_anywhere(tmp_path):
 
 def test_python_checkpoint_loads_with_load_from_checkpoint(tmp_path):
     data = EarlyCueClassification(num_train=16, num_val=4, batch_size=8)
-    module = LabelSupervisedModule(
-        backbone_config=TINY_LLAMA,
+    module = module_for(
+        data,
         optimizer=partial(torch.optim.SGD, lr=0.1),  # a Python callable: not stored, the default is used on reload
-        task="sequence",
-        num_labels=data.num_labels,
-        label_names=data.label_names,
-        tokenizer=data.tokenizer_source,
-        pad_token_id=data.pad_token_id,
-        vocab_size=data.vocab_size,
         verify_mask=False,
     )
     trainer = Trainer(max_steps=2, logger=False, enable_checkpointing=False, enable_progress_bar=False)
@@ -125,7 +119,7 @@ def test_python_checkpoint_loads_with_load_from_checkpoint(tmp_path):
 # ----------------------------------------------------------------------------------------------- export
 def test_adapter_export_loads_with_from_pretrained_and_peft(tmp_path):
     module = tiny_module(lora_dropout=0.1, head_dropout=0.1)
-    folder = module.save_pretrained(tmp_path / "adapter")
+    folder = module.save_pretrained(tmp_path / "adapter", tokenizer=build_tokenizer())
     files = {p.name for p in folder.iterdir()}
     assert {"adapter_config.json", "adapter_model.safetensors", "head.safetensors", "ls_llama.json"} <= files
     assert "tokenizer.json" in files
@@ -135,7 +129,7 @@ def test_adapter_export_loads_with_from_pretrained_and_peft(tmp_path):
     batch = right_padded(module)
     torch.testing.assert_close(logits(loaded, batch), logits(module, batch), rtol=0, atol=1e-6)
     # plain peft reads the adapter onto the same base backbone
-    base = LabelSupervisedModule(**{**config["model"], "finetuning": "head", "tokenizer": str(folder)}).backbone
+    base = LabelSupervisedModule(**{**config["model"], "finetuning": "head"}).backbone
     peft_model = PeftModel.from_pretrained(base, folder).eval()
     with torch.no_grad():
         states = peft_model(**batch, position_ids=module.position_ids(batch["attention_mask"])).last_hidden_state
@@ -175,11 +169,15 @@ def test_merged_export_without_a_transformers_class_loads_with_from_pretrained(t
     module = tiny_module(**kwargs)
     folder = module.save_pretrained(tmp_path / "merged", merge=True)
     assert json.loads((folder / "ls_llama.json").read_text())["format"] == "merged"
-    assert AutoModel.from_pretrained(folder / "backbone") is not None  # a plain transformers backbone
     loaded = LabelSupervisedModule.from_pretrained(folder)
     assert not any("lora_" in name for name, _ in loaded.named_parameters())
     batch = right_padded(module)
     torch.testing.assert_close(logits(loaded, batch), logits(module, batch), rtol=0, atol=1e-5)
+    if "pooling" in kwargs:  # a plain transformers backbone with the merged weights (causal: no hooks needed)
+        plain = AutoModel.from_pretrained(folder / "backbone").eval()
+        with torch.no_grad():
+            states = plain(**batch, position_ids=module.position_ids(batch["attention_mask"])).last_hidden_state
+            torch.testing.assert_close(states, module.hidden_states(**batch).last_hidden_state, rtol=0, atol=1e-5)
 
 
 def test_bert_token_export_is_a_transformers_token_classifier(tmp_path, minilm_dir):
@@ -190,7 +188,6 @@ def test_bert_token_export_is_a_transformers_token_classifier(tmp_path, minilm_d
         task="token",
         num_labels=len(labels),
         label_names=labels,
-        tokenizer=minilm_dir,
         pad_token_id=tokenizer.pad_token_id,
         vocab_size=len(tokenizer),
         lora_target_modules=["query", "value"],
@@ -201,7 +198,7 @@ def test_bert_token_export_is_a_transformers_token_classifier(tmp_path, minilm_d
             parameter.data.normal_(0, 0.05)
     folder = module.save_pretrained(tmp_path / "bert", merge=True)
     hf = AutoModelForTokenClassification.from_pretrained(folder).eval()
-    batch = right_padded(module.eval())
+    batch = right_padded(module.eval(), minilm_dir)
     real = batch["attention_mask"].bool()
     with torch.no_grad():
         torch.testing.assert_close(hf(**batch).logits[real], module(**batch)[real], rtol=0, atol=1e-5)
@@ -229,7 +226,6 @@ def test_gguf_backbone_exports_merged_and_adapter(tmp_path, smollm2):
         task="sequence",
         num_labels=2,
         label_names=["negative", "positive"],
-        tokenizer=smollm2,
         pad_token_id=tokenizer.pad_token_id,
         vocab_size=len(tokenizer),
         verify_mask=False,

@@ -4,29 +4,16 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import TINY_LLAMA
+from conftest import TINY_LLAMA, module_for
 from lightning.pytorch import Trainer
 
 from datamodules import EarlyCueClassification, RightContextNER
 from lightning_modules import BidirectionalMask, LabelSupervisedModule, MaxPooling
 
 
-def build(data, **kwargs) -> LabelSupervisedModule:
-    return LabelSupervisedModule(
-        backbone_config=TINY_LLAMA,
-        task=data.task,
-        num_labels=data.num_labels,
-        label_names=data.label_names,
-        tokenizer=data.tokenizer_source,
-        pad_token_id=data.pad_token_id,
-        vocab_size=data.vocab_size,
-        **kwargs,
-    )
-
-
 def test_only_adapters_and_head_are_trainable():
     data = EarlyCueClassification(num_train=16, num_val=8)
-    module = build(data, lora_target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
+    module = module_for(data, lora_target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
     trainable = [name for name, p in module.named_parameters() if p.requires_grad]
     assert trainable and all("lora_" in name or name.startswith("head.") for name in trainable)
     assert {"head.weight"} <= set(trainable) and any("o_proj.lora_A" in name for name in trainable)
@@ -35,7 +22,7 @@ def test_only_adapters_and_head_are_trainable():
 
 
 def test_paper_lora_defaults():
-    module = build(EarlyCueClassification(num_train=16, num_val=8))
+    module = module_for(EarlyCueClassification(num_train=16, num_val=8))
     lora = module.backbone.peft_config["default"]
     assert (lora.r, lora.lora_alpha, lora.lora_dropout) == (12, 32, 0.1)
     assert set(lora.target_modules) == {"q_proj", "v_proj"}  # peft's llama default, as the authors used
@@ -44,7 +31,7 @@ def test_paper_lora_defaults():
 @pytest.mark.parametrize("data_cls", [EarlyCueClassification, RightContextNER])
 def test_checkpoint_holds_only_trained_weights_and_round_trips(tmp_path, data_cls):
     data = data_cls(num_train=32, num_val=16, batch_size=8)
-    module = build(data, mask=BidirectionalMask(), pooling=MaxPooling(), verify_mask=False)
+    module = module_for(data, mask=BidirectionalMask(), pooling=MaxPooling(), verify_mask=False)
     trainer = Trainer(max_steps=3, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                       limit_val_batches=1, accelerator="cpu")  # fmt: skip
     trainer.fit(module, datamodule=data)
@@ -63,16 +50,16 @@ def test_checkpoint_holds_only_trained_weights_and_round_trips(tmp_path, data_cl
         expected = module(batch["input_ids"], batch["attention_mask"])
         torch.testing.assert_close(reloaded(batch["input_ids"], batch["attention_mask"]), expected)
         # and the trained weights did matter: a fresh model gives other logits
-        fresh = build(data, mask=BidirectionalMask(), pooling=MaxPooling(), verify_mask=False).eval()
+        fresh = module_for(data, mask=BidirectionalMask(), pooling=MaxPooling(), verify_mask=False).eval()
         assert not torch.allclose(fresh(batch["input_ids"], batch["attention_mask"]), expected)
 
 
 def test_checkpoint_from_another_setting_is_refused(tmp_path):
     data = EarlyCueClassification(num_train=16, num_val=8)
-    module = build(data, finetuning="head")
+    module = module_for(data, finetuning="head")
     path = tmp_path / "head.ckpt"
     torch.save({"state_dict": module.trainable_state_dict()}, path)
-    lora = build(data)
+    lora = module_for(data)
     with pytest.raises(KeyError, match="lacks .* trained weights"):
         lora.on_load_checkpoint(torch.load(path))
 

@@ -7,13 +7,12 @@ from functools import partial
 
 import pytest
 import torch
-from conftest import TINY_LLAMA
+from conftest import TINY_LLAMA, module_for
 from jsonargparse import Namespace
 from lightning.pytorch import Callback, Trainer
 
+from app.run_defaults import fill_run_defaults
 from datamodules import EarlyCueClassification
-from lightning_modules import LabelSupervisedModule
-from lightning_modules.cli_defaults import fill_run_defaults
 from main import main
 
 BASE = ["fit", "--config=configs/quickstart/early_cue_ls_llama.yaml", "--config=configs/debug/fdr.yaml"]
@@ -43,14 +42,9 @@ class CorruptHead(Callback):
 
 def test_non_finite_loss_stops_training_naming_step_batch_and_examples():
     data = EarlyCueClassification(num_train=48, num_val=8, batch_size=8)
-    module = LabelSupervisedModule(
-        backbone_config=TINY_LLAMA,
+    module = module_for(
+        data,
         optimizer=partial(torch.optim.AdamW, lr=1e-3),
-        num_labels=data.num_labels,
-        label_names=data.label_names,
-        tokenizer=data.tokenizer_source,
-        pad_token_id=data.pad_token_id,
-        vocab_size=data.vocab_size,
         verify_mask=False,
     )
     trainer = Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False)
@@ -62,12 +56,12 @@ def test_non_finite_loss_stops_training_naming_step_batch_and_examples():
 
 
 def test_precision_defaults_to_fp32_on_cpu_and_is_logged(caplog):
-    with caplog.at_level(logging.WARNING, logger="lightning_modules.cli_defaults"):
+    with caplog.at_level(logging.INFO, logger="app.run_defaults"):
         cli = main(BASE)
     assert cli.trainer.precision == "32-true"
     assert "trainer.precision not set: using 32-true (no bf16-capable GPU)" in caplog.text
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="lightning_modules.cli_defaults"):
+    with caplog.at_level(logging.INFO, logger="app.run_defaults"):
         cli = main([*BASE, "--trainer.precision=bf16-mixed"])  # a setting always wins
     assert cli.trainer.precision == "bf16-mixed" and "trainer.precision not set" not in caplog.text
 
@@ -78,7 +72,7 @@ def test_precision_defaults_to_bf16_mixed_on_a_bf16_gpu(monkeypatch, caplog):
     model = Namespace(backbone=None, backbone_config=TINY_LLAMA, mask=None, pooling=None, finetuning="lora")
     data = Namespace(class_path="datamodules.EarlyCueClassification", init_args=Namespace(tokenizer=None))
     config = Namespace(model=model, data=data, trainer=Namespace(precision=None, logger=None))
-    with caplog.at_level(logging.WARNING, logger="lightning_modules.cli_defaults"):
+    with caplog.at_level(logging.INFO, logger="app.run_defaults"):
         fill_run_defaults(config, "fit")
     assert config.trainer.precision == "bf16-mixed"
     assert "trainer.precision not set: using bf16-mixed (GPU with bf16)" in caplog.text

@@ -6,9 +6,9 @@ import pytest
 import torch
 from conftest import TINY_LLAMA
 
+from core.packing import PACKED_KEYS, packed_attention_mask
 from datamodules import EarlyCueClassification, RightContextNER
 from lightning_modules import BidirectionalFromLayer, BidirectionalMask, CausalMask, LabelSupervisedModule
-from lightning_modules.packing import PACKED_KEYS, packed_attention_mask
 
 
 def batches(data_cls, **kwargs):

@@ -6,14 +6,15 @@ import json
 
 import pytest
 import torch
-from conftest import TINY_LLAMA
+from conftest import module_for
 from lightning.pytorch import Trainer
 
+from app.predict import Predictor
+from core.hub import load_tokenizer
 from datamodules import RightContextNER
 from datamodules.alignment import encode_words
+from datamodules.synthetic import build_tokenizer
 from lightning_modules import LabelSupervisedModule
-from lightning_modules.hub import load_tokenizer
-from lightning_modules.predict import Predictor
 from main import main
 
 CLS_ARGS = [
@@ -49,7 +50,7 @@ def trained_checkpoint(tmp_path_factory):
 @torch.no_grad()
 def forward_probs(module: LabelSupervisedModule, text: str) -> torch.Tensor:
     """The model's own probabilities for one unpadded text."""
-    ids = torch.tensor([load_tokenizer(module.hparams.tokenizer)(text)["input_ids"]])
+    ids = torch.tensor([load_tokenizer(build_tokenizer())(text)["input_ids"]])
     return module.eval()(ids, torch.ones_like(ids)).softmax(-1)[0]
 
 
@@ -77,8 +78,10 @@ def test_predict_command_writes_labels_and_probabilities(tmp_path, trained_check
 
 def test_predictor_from_an_exported_folder_matches_the_checkpoint(tmp_path, trained_checkpoint):
     module = LabelSupervisedModule.load_from_checkpoint(trained_checkpoint)
-    from_checkpoint = Predictor(module).predict(TEXTS)
-    from_folder = Predictor.from_pretrained(module.save_pretrained(tmp_path / "export")).predict(TEXTS)
+    from_checkpoint = Predictor(module, build_tokenizer()).predict(TEXTS)
+    from_folder = Predictor.from_pretrained(
+        module.save_pretrained(tmp_path / "export", tokenizer=build_tokenizer())
+    ).predict(TEXTS)
     assert [r["label"] for r in from_folder] == [r["label"] for r in from_checkpoint]
     for a, b in zip(from_folder, from_checkpoint):
         assert a["probs"] == pytest.approx(b["probs"], abs=1e-6)
@@ -88,16 +91,7 @@ def test_predictor_from_an_exported_folder_matches_the_checkpoint(tmp_path, trai
 def ner_checkpoint(tmp_path_factory):
     """A token-classification LoRA model with random adapters and head (so the tags vary), as a checkpoint."""
     data = RightContextNER()
-    module = LabelSupervisedModule(
-        backbone_config=TINY_LLAMA,
-        task="token",
-        num_labels=data.num_labels,
-        label_names=data.label_names,
-        tokenizer=data.tokenizer_source,
-        pad_token_id=data.pad_token_id,
-        vocab_size=data.vocab_size,
-        verify_mask=False,
-    )
+    module = module_for(data, verify_mask=False)
     generator = torch.Generator().manual_seed(0)
     for parameter in module.parameters():
         if parameter.requires_grad:
@@ -112,7 +106,7 @@ def ner_checkpoint(tmp_path_factory):
 @torch.no_grad()
 def forward_tags(module: LabelSupervisedModule, words: list[str]) -> list[str]:
     """Each word's tag from its first subword, from the model's own forward on the unpadded sentence."""
-    tokenizer = load_tokenizer(module.hparams.tokenizer)
+    tokenizer = load_tokenizer(build_tokenizer())
     encoded = tokenizer(" ".join(words), return_offsets_mapping=True)
     starts = encode_words(words, encoded["input_ids"], encoded["offset_mapping"]).word_starts
     ids = torch.tensor([encoded["input_ids"]])
@@ -142,7 +136,9 @@ def test_predict_command_on_conll_words_writes_word_tags(tmp_path, ner_checkpoin
     module = LabelSupervisedModule.load_from_checkpoint(ner_checkpoint)
     assert [r["tags"] for r in rows] == [forward_tags(module, words) for words in sentences]
     assert len({tag for r in rows for tag in r["tags"]}) > 1
-    python_rows = Predictor(module).predict([" ".join(words) for words in sentences])  # strings are split
+    python_rows = Predictor(module, build_tokenizer()).predict(
+        [" ".join(words) for words in sentences]
+    )  # strings are split
     assert [r["tags"] for r in python_rows] == [r["tags"] for r in rows]
 
 
@@ -150,6 +146,6 @@ def test_predictor_cuts_long_inputs_and_tags_cut_words_o(ner_checkpoint, caplog)
     module = LabelSupervisedModule.load_from_checkpoint(ner_checkpoint)
     words = ["zorxa"] * 30
     with caplog.at_level("WARNING"):
-        (row,) = Predictor(module, max_length=8).predict([words])
+        (row,) = Predictor(module, build_tokenizer(), max_length=8).predict([words])
     assert len(row["tags"]) == 30 and set(row["tags"][8:]) == {"O"}
     assert "words beyond max_length=8 tokens are predicted 'O'" in caplog.text

@@ -23,18 +23,17 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from conftest import ROOT, TINY_LLAMA
+from conftest import ROOT, TINY_LLAMA, module_for
 from lightning.fabric.utilities.data import _set_sampler_epoch
 from lightning.pytorch import Callback, Trainer, seed_everything
 
-from datamodules import EarlyCueClassification
-from lightning_modules import LabelSupervisedModule
-from lightning_modules.checkpointing import (
+from app.checkpointing import (
     AtomicCheckpointIO,
     ResumableTraining,
     capture_rng_states,
     restore_rng_states,
 )
+from datamodules import EarlyCueClassification
 
 STEPS_PER_EPOCH = 20  # 160 examples, batch 8
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "PYTHONHASHSEED": "0"}
@@ -64,17 +63,7 @@ class StepLosses(Callback):
 def fit_in_process(folder: Path, sigterm_at: int | None = None, ckpt_path: Path | None = None) -> StepLosses:
     seed_everything(0)
     data = EarlyCueClassification(num_train=160, num_val=9, batch_size=8)
-    model = LabelSupervisedModule(
-        backbone_config=TINY_LLAMA,
-        head_dropout=0.1,
-        optimizer=partial(torch.optim.AdamW, lr=3e-3),
-        num_labels=data.num_labels,
-        label_names=data.label_names,
-        tokenizer=data.tokenizer_source,
-        pad_token_id=data.pad_token_id,
-        vocab_size=data.vocab_size,
-        verify_mask=False,
-    )
+    model = module_for(data, head_dropout=0.1, optimizer=partial(torch.optim.AdamW, lr=3e-3), verify_mask=False)
     record = StepLosses(sigterm_at)
     trainer = Trainer(
         max_epochs=2,

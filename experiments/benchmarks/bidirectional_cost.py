@@ -25,9 +25,9 @@ from typing import Any
 import lightning
 import torch
 
+from core.hub import load_tokenizer
 from experiments.benchmarks import common
 from lightning_modules import BidirectionalFromLayer, BidirectionalMask, CausalMask, LabelSupervisedModule
-from lightning_modules.hub import load_tokenizer
 from lightning_modules.pooling import POOLINGS
 
 

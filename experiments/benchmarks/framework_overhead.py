@@ -31,10 +31,11 @@ import torch.nn.functional as F
 from lightning.pytorch.callbacks import LearningRateMonitor, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger
 from transformers import get_linear_schedule_with_warmup
+from typing_extensions import override
 
+from core.hub import load_tokenizer
 from experiments.benchmarks import common
 from lightning_modules import LabelSupervisedModule
-from lightning_modules.hub import load_tokenizer
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -110,7 +111,8 @@ class LogAtFlushModule(LabelSupervisedModule):
     """Prototype: log the training loss only on the steps the loggers write (`log_every_n_steps`), not every step
     (`self.log` moves its result object to the device on every call: about 1 ms of Python per call here)."""
 
-    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:  # noqa: D102
+    @override
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
             return super().training_step(batch, batch_idx)
         loss, _ = self._step(batch)

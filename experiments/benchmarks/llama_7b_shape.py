@@ -38,9 +38,9 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel
 
+from core.hub import DTYPES
 from experiments.benchmarks import common
 from lightning_modules import BidirectionalMask, CausalMask, LabelSupervisedModule
-from lightning_modules.hub import DTYPES
 
 SHAPES = {
     "7b": {

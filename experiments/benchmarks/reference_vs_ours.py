@@ -12,7 +12,7 @@ Both: the same random LLaMA weights (and head), the same SST-2 sentences (read b
 train, evaluated on the 872 of GLUE dev, the paper's test set), fp32, batch 8, AdamW at the same lr with linear
 decay, gradient clipping 1.0, in one process with the same torch threads. Repeats are interleaved (the order
 alternates) and medians reported, by the wall clock and by CPU time (steadier when other processes share the
-cores). `--packed` adds ours with padding-free packed batches (`data.pack_sequences`, `lightning_modules.packing`).
+cores). `--packed` adds ours with padding-free packed batches (`data.pack_sequences`, `core.packing`).
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ from transformers import (
     TrainingArguments,
 )
 
+from core.hub import load_backbone, load_tokenizer
 from experiments.benchmarks import common
 from lightning_modules import LabelSupervisedModule
-from lightning_modules.hub import load_backbone, load_tokenizer
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -23,7 +23,9 @@ import torch
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
 from lightning.pytorch.utilities import rank_zero_info
+from typing_extensions import override
 
+from app.checkpointing import load_trained
 from datamodules.base import LabelDataModule
 from lightning_modules.label_supervised import LabelSupervisedModule
 
@@ -60,10 +62,12 @@ class PredictionWriter(BasePredictionWriter):
         self.output_file = output_file
         self._rows: list[dict] = []
 
-    def on_predict_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:  # noqa: D102
+    @override
+    def on_predict_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._rows = []
 
-    def write_on_batch_end(  # noqa: D102
+    @override
+    def write_on_batch_end(
         self,
         trainer: Trainer,
         pl_module: LightningModule,
@@ -142,31 +146,35 @@ class Predictor:
 
     Args:
         module: the trained model.
-        tokenizer: tokenizer source; None = the one the model was trained with (`module.hparams.tokenizer`).
+        tokenizer: tokenizer source (hub name, folder, `.gguf`, `pkg://`), the one the model was trained with.
         max_length: longest token sequence; longer inputs are cut (counted in the log; cut words are tagged `O`).
         batch_size: inputs per forward pass.
     """
 
     def __init__(
-        self, module: LabelSupervisedModule, tokenizer: str | None = None, max_length: int = 512, batch_size: int = 32
+        self, module: LabelSupervisedModule, tokenizer: str, max_length: int = 512, batch_size: int = 32
     ) -> None:
+        if tokenizer is None:
+            raise ValueError("Predictor needs the tokenizer the model was trained with: Predictor(..., tokenizer=...)")
         self.module = module.eval()
-        self.tokenizer = tokenizer or module.hparams.tokenizer
-        if self.tokenizer is None:
-            raise ValueError("the model does not record its tokenizer: pass Predictor(..., tokenizer=...)")
+        self.tokenizer = tokenizer
         self.max_length = max_length
         self.batch_size = batch_size
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, map_location: str = "cpu", **kwargs: Any) -> Predictor:
-        """A predictor for a Lightning checkpoint (`kwargs`: see the class)."""
-        module = LabelSupervisedModule.load_from_checkpoint(path, map_location=map_location)
-        return cls(module, **kwargs)
+    def from_checkpoint(
+        cls, path: str | Path, map_location: str = "cpu", tokenizer: str | None = None, **kwargs: Any
+    ) -> Predictor:
+        """A predictor for a Lightning checkpoint; the tokenizer defaults to the one its data module used."""
+        module, trained_with = load_trained(path, map_location)
+        return cls(module, tokenizer or trained_with, **kwargs)
 
     @classmethod
-    def from_pretrained(cls, folder: str | Path, **kwargs: Any) -> Predictor:
-        """A predictor for a folder written by `python -m lightning_modules.export` (`kwargs`: see the class)."""
-        return cls(LabelSupervisedModule.from_pretrained(folder), **kwargs)
+    def from_pretrained(cls, folder: str | Path, tokenizer: str | None = None, **kwargs: Any) -> Predictor:
+        """A predictor for a folder written by `save_pretrained` / `python -m app.export` (its own tokenizer)."""
+        has_tokenizer = (Path(folder) / "tokenizer_config.json").is_file()
+        return cls(LabelSupervisedModule.from_pretrained(folder), tokenizer or (str(folder) if has_tokenizer else None),
+                   **kwargs)  # fmt: skip
 
     @torch.inference_mode()
     def predict(self, inputs: Sequence[str] | Sequence[Sequence[str]]) -> list[dict]:

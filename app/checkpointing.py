@@ -1,4 +1,4 @@
-"""Checkpoints a pre-empted run can resume from exactly: atomic writes, RNG states, and a checkpoint on SIGTERM.
+"""Checkpoint I/O: exact resumes (atomic writes, RNG states, a checkpoint on SIGTERM) and loading a trained model.
 
 What an exact resume needs, and who keeps it:
 - weights, optimizer, scheduler, loop counters: Lightning (`--ckpt_path`);
@@ -29,12 +29,22 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities.exceptions import SIGTERMException
+from typing_extensions import override
+
+from app.config_guard import check_checkpoint
+from lightning_modules import LabelSupervisedModule
 
 log = logging.getLogger(__name__)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """`TorchCheckpointIO` whose files appear whole or not at all: temporary file, fsync, `os.replace`."""
+    """`TorchCheckpointIO` whose files appear whole or not at all: temporary file, fsync, `os.replace`.
+
+    Lightning's own writer (`lightning.fabric.utilities.cloud_io._atomic_save`) serialises to memory and then writes
+    the bytes to the target with fsspec: one write, but into the target itself, so a kill during that write (seconds
+    for a full 7B checkpoint) leaves a truncated file under the final name, and there is no fsync. Remote paths
+    (`s3://`, ...) still go to Lightning's writer.
+    """
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any = None) -> None:
         """Write `checkpoint` to `path` atomically (local paths; others are left to Lightning's writer)."""
@@ -128,7 +138,8 @@ class ResumableTraining(Callback):
         self.atomic_writes = atomic_writes
         self._rng_to_restore: dict[str, Any] | None = None
 
-    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:  # noqa: D102
+    @override
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         strategy = trainer.strategy
         if self.atomic_writes and type(strategy.checkpoint_io) is TorchCheckpointIO:
             strategy.checkpoint_io = AtomicCheckpointIO()
@@ -164,3 +175,12 @@ class ResumableTraining(Callback):
         trainer.save_checkpoint(path)
         log.warning("SIGTERM: saved a resumable checkpoint at global step %d to %s; resume with `--ckpt_path %s` "
                     "(or `--ckpt_path last`)", trainer.global_step, path, path)  # fmt: skip
+
+
+def load_trained(path: str | Path, map_location: str = "cpu") -> tuple[Any, str | None]:
+    """A trained `LabelSupervisedModule` from a Lightning checkpoint, and the tokenizer source it was trained with
+    (the data module's `tokenizer`, stored by the CLI in the checkpoint), after `check_checkpoint`'s guard."""
+    check_checkpoint(path)
+    data = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("datamodule_hyper_parameters")
+    tokenizer = (data or {}).get("tokenizer")
+    return LabelSupervisedModule.load_from_checkpoint(path, map_location=map_location), tokenizer

@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoTokenizer,
+    PretrainedConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +90,20 @@ def load_tokenizer(source: str, padding_side: str | None = None) -> PreTrainedTo
     return tokenizer
 
 
+def load_config(source: str | None, overrides: dict[str, Any] | None = None) -> PretrainedConfig:
+    """The transformers config of a backbone source (`overrides`: attributes to set), or, without a source, the
+    config that `overrides` describes (`model_type` plus its arguments). Reads no weights (a GGUF file's header)."""
+    if source is None:
+        options = dict(overrides or {})
+        if "model_type" not in options:
+            raise ValueError("model.backbone_config needs a 'model_type' when no model.backbone is given")
+        return AutoConfig.for_model(options.pop("model_type"), **options)
+    config = _from_pretrained(AutoConfig, source, "backbone config")
+    for key, value in (overrides or {}).items():
+        setattr(config, key, value)
+    return config
+
+
 def load_backbone(
     source: str | None,
     *,
@@ -106,17 +127,12 @@ def load_backbone(
         kwargs["attn_implementation"] = attn_implementation
     torch_dtype = "auto" if dtype == "auto" else DTYPES[dtype]
     if source is None:
-        if not config or "model_type" not in config:
-            raise ValueError("model.backbone_config needs a 'model_type' when no model.backbone is given")
-        options = dict(config)
-        hf_config = AutoConfig.for_model(options.pop("model_type"), **options)
+        hf_config = load_config(None, config)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             # built directly in the target dtype: a 7B model in bf16 never holds an fp32 copy (13 GB, not 40 GB)
             return AutoModel.from_config(hf_config, dtype=torch.float32 if dtype == "auto" else torch_dtype, **kwargs)
-    hf_config = _from_pretrained(AutoConfig, source, "backbone config")
-    for key, value in (config or {}).items():
-        setattr(hf_config, key, value)
+    hf_config = load_config(source, config)
     model = _from_pretrained(AutoModel, source, "backbone", config=hf_config, dtype=torch_dtype, **kwargs)
     if getattr(model.config, "quantization_config", None) is not None and resolve_source(source)[1]:
         model = _dequantized_copy(model, kwargs)

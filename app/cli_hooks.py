@@ -1,0 +1,130 @@
+"""What `main.py`'s CLI does around jsonargparse's parsing: the class-path guard, `--print_config` with the run
+defaults filled in, and the checks before the classes are built."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jsonargparse import Namespace
+from jsonargparse._actions import _ActionPrintConfig  # what --print_config records; see print_config_deferred
+
+from app.config_guard import check_checkpoint, check_class_paths, show_allowed_classes_only
+from app.run_defaults import fill_run_defaults, get
+from core.class_paths import restrict_imports
+
+log = logging.getLogger(__name__)
+
+
+PACKAGES = ("app", "core", "lightning_modules", "datamodules")
+
+
+def configure_logging() -> None:
+    """Show this project's INFO messages (precision chosen, trainable parameters, probe passed, data sizes) on
+    stderr, as Lightning shows its own (idempotent)."""
+    for name in PACKAGES:
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.INFO)
+        if not any(getattr(h, "ls_llama", False) for h in logger.handlers):
+            handler = logging.StreamHandler()
+            handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+            handler.ls_llama = True  # type: ignore[attr-defined]
+            logger.addHandler(handler)
+
+
+def guard_class_paths(args: Any) -> None:
+    """Before parsing: jsonargparse may import allowed packages only, `--help` lists those only, and the command
+    line, config files and a `--ckpt_path` checkpoint are checked with messages naming file and key."""
+    restrict_imports()
+    show_allowed_classes_only()
+    check_class_paths(args)
+    for path in _ckpt_paths(args):
+        check_checkpoint(path)
+
+
+def _ckpt_paths(args: Any) -> list[str]:
+    return [p for p in _flag_values(args, ("--ckpt_path",)) if Path(p).is_file()]
+
+
+def _flag_values(args: Any, flags: tuple[str, ...]) -> list[str]:
+    """The values of `flags` on a command line (`--flag value` or `--flag=value`), in order."""
+    values = []
+    for index, arg in enumerate(args if isinstance(args, list) else []):
+        if isinstance(arg, str) and arg.partition("=")[0] in flags and "=" in arg:
+            values.append(arg.partition("=")[2])
+        elif arg in flags and index + 1 < len(args):
+            values.append(args[index + 1])
+    return values
+
+
+@contextmanager
+def print_config_deferred(parser: Any) -> Iterator[dict[str, Any]]:
+    """Parse with `--print_config` recorded but not yet printed; yields the request (empty when not asked for).
+
+    jsonargparse prints the config at the end of parsing, before LightningCLI or we fill in anything; the request
+    is kept on the root parser as `print_config` (`key`, `subparser` and the dump options)."""
+    request: dict[str, Any] = {}
+    with _ActionPrintConfig.skip_print_config():
+        yield request
+        asked = getattr(parser, "print_config", None)
+        if asked is not None:
+            request.update(asked)
+            delattr(parser, "print_config")
+
+
+def print_config_and_exit(parser: Any, config: Namespace, request: dict[str, Any]) -> None:
+    """Fill the run defaults into the parsed config and print it as `--print_config` would, then exit."""
+    options = dict(request)
+    key, subparser = options.pop("key"), options.pop("subparser")
+    section = config[key] if key is not None else config
+    fill_run_defaults(section, key)
+    sys.stdout.write(subparser.dump(section, **options))
+    parser.exit()
+
+
+def before_instantiate(config: Namespace, subcommand: str | None, args: Any) -> None:
+    """Fill the run defaults; warn when a later config dropped the checkpoint callback of an earlier one."""
+    fill_run_defaults(config, subcommand)
+    if subcommand == "fit":
+        warn_if_checkpoint_dropped(config, args)
+
+
+def _has_checkpoint(callbacks: Any) -> bool:
+    callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+    names = [c.get("class_path") if isinstance(c, dict) else get(c, "class_path") for c in callbacks if c]
+    return any(str(name).endswith("ModelCheckpoint") for name in names)
+
+
+def warn_if_checkpoint_dropped(config: Namespace, args: Any) -> None:
+    """A later config's `trainer.callbacks` list replaces an earlier one (YAML lists are not merged): warn when that
+    dropped a `ModelCheckpoint`, e.g. `trainer.callbacks: [EarlyStopping]` stacked on configs/trainer/default.yaml."""
+    trainer = config.trainer
+    if get(trainer, "fast_dev_run") or get(trainer, "enable_checkpointing") is False:
+        return
+    if _has_checkpoint(get(trainer, "callbacks") or []):
+        return
+    earlier = [path for path, tree in config_files(args) if _has_checkpoint(_dig(tree, "trainer", "callbacks"))]
+    if earlier:
+        log.warning(
+            "trainer.callbacks lost the ModelCheckpoint of %s: a later config's callbacks list replaced it (lists are "
+            "not merged), so no best-on-validation checkpoint is kept. Stack configs/trainer/early_stopping.yaml "
+            "(which keeps the checkpoints) or append with --trainer.callbacks+=...",
+            ", ".join(earlier),
+        )
+
+
+def _dig(tree: Any, *keys: str) -> Any:
+    for key in keys:
+        tree = tree.get(key) if isinstance(tree, dict) else None
+    return tree or []
+
+
+def config_files(args: Any) -> list[tuple[str, Any]]:
+    """`(path, parsed YAML)` of the `--config` files of a command line, in order."""
+    paths = _flag_values(args, ("--config", "-c"))
+    return [(p, yaml.safe_load(Path(p).read_text())) for p in paths if Path(p).is_file()]
