@@ -3,7 +3,8 @@
 Words are joined with single spaces and the whole text is tokenized once, exactly as the model sees running text
 (SentencePiece, WordPiece and byte-level BPE alike: no `is_split_into_words`, which drops the prefix space of
 byte-level BPE). Each token belongs to the word holding its first non-space character; the first token of a word
-carries the word's label, the others -100. Predictions come back to words through `word_starts`.
+carries the word's label, the others -100. Predictions come back to words through `word_starts` (the model's
+`word_predictions`: a word takes its first token's prediction).
 """
 
 from __future__ import annotations
@@ -83,9 +84,3 @@ def encode_words(
                 labels[start] = tags[word]
         encoded.labels = labels
     return encoded
-
-
-def words_from_tokens(token_preds: list[int], word_starts: list[int], outside: int) -> list[int]:
-    """Word-level predictions from per-token predictions: a word takes its first token's; words without a token
-    get `outside` (the `O` tag), so their entities count as missed rather than vanish from the evaluation."""
-    return [token_preds[start] if start >= 0 else outside for start in word_starts]

@@ -8,12 +8,11 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import datasets
+from typing_extensions import override
 
 from datamodules.base import Split
-from datamodules.cache import cached_dataset
-from datamodules.labels import TEXT_FEATURES, text_examples_from_hub
-from datamodules.sources import FileOrHubDataModule, load_hub
-from datamodules.text_classification import table_examples
+from datamodules.sources import load_hub
+from datamodules.text_table import TextTableDataModule
 
 Language = Literal["de", "en", "es", "fr", "ja", "zh"]
 PRODUCT_CATEGORIES = [
@@ -26,7 +25,7 @@ PRODUCT_CATEGORIES = [
 STARS = ["1", "2", "3", "4", "5"]
 
 
-class AmazonReviews(FileOrHubDataModule):
+class AmazonReviews(TextTableDataModule):
     """Multilingual Amazon Reviews, one or several languages together (their examples are concatenated).
 
     The text is the review title and body joined by a newline (as the paper's code does); the label is the
@@ -47,7 +46,6 @@ class AmazonReviews(FileOrHubDataModule):
             `label_names` defaults to the 31 categories or to "1".."5" after `label_column`.
     """
 
-    task = "sequence"
     name = "amazon_reviews"
     file_splits: ClassVar[dict[str, str]] = {"train": "train", "validation": "dev", "test": "test"}
 
@@ -70,27 +68,23 @@ class AmazonReviews(FileOrHubDataModule):
         if self.label_map and self.num_labels != 5:
             raise ValueError(f"label_column: stars needs 5 label_names, got {self.label_names}")
 
+    @override
     def read_local(self, split: Split, folder: Path) -> datasets.Dataset:
         """`dataset_<lang>_<split>.json` of each language."""
         part = self.file_splits[split]
         names = [f"dataset_{lang}_{part}.json" for lang in self.languages]
         paths = [folder / part / n if (folder / part / n).is_file() else self.local_file(folder, n) for n in names]
-        return cached_dataset(
-            table_examples, paths, TEXT_FEATURES, self.cache_dir, file_format="jsonl",
-            text_columns=self.text_columns, label_column=self.label_column, label_names=self.label_names,
-            label_map=self.label_map,
-        )  # fmt: skip
+        return self.read_tables(paths)
 
     @cached_property
+    @override
     def _hub(self) -> datasets.DatasetDict:
         per_language = [load_hub(self.hub_name, lang) for lang in self.languages]
         return datasets.DatasetDict(
             {split: datasets.concatenate_datasets([d[split] for d in per_language]) for split in per_language[0]}
         )
 
+    @override
     def from_hub(self, dataset: datasets.Dataset, split: Split, where: str) -> datasets.Dataset:
         """Columns `review_title`, `review_body`, `stars` (int 1..5), `product_category` (string)."""
-        return text_examples_from_hub(
-            dataset, text_columns=self.text_columns, label_column=self.label_column, label_names=self.label_names,
-            where=f"{where} ({'+'.join(self.languages)})", label_map=self.label_map,
-        )  # fmt: skip
+        return super().from_hub(dataset, split, f"{where} ({'+'.join(self.languages)})")

@@ -23,12 +23,14 @@ from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerBase
 from typing_extensions import override
 
+from core.encoding import ExampleEncoder
 from core.hub import load_tokenizer
 from core.packing import pack
 from datamodules import alignment
 from datamodules.alignment import IGNORE_INDEX, encode_words
 from datamodules.cache import code_digest
 from datamodules.predict_input import read_predict_file
+from datamodules.readers import text_codec
 from datamodules.samplers import LengthGroupedBatchSampler, SortedBatchSampler
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,8 @@ class LabelDataModule(LightningDataModule):
         predict_file: texts to label with `python main.py predict`: one text per line (`.txt`; token tasks split
             it at whitespace), JSON lines with a `text` field (`.jsonl`; token tasks may give `tokens`, a list of
             words, instead), or CoNLL columns with the words in the first one (`.conll`; token tasks).
+        encoding: text encoding of the files read from disk (a dataset's local files, `predict_file`): a Python
+            codec name such as `utf-8` (a byte-order mark is dropped), `latin-1` or `cp1252`.
     """
 
     task: ClassVar[Literal["sequence", "token"]] = "sequence"
@@ -80,6 +84,7 @@ class LabelDataModule(LightningDataModule):
         max_train_examples: int | None = None,
         max_eval_examples: int | None = None,
         predict_file: str | None = None,
+        encoding: str = "utf-8",
     ) -> None:
         super().__init__()
         # the tokenizer goes into checkpoints (`app.checkpointing.load_trained` finds it there); the other data
@@ -102,7 +107,10 @@ class LabelDataModule(LightningDataModule):
         self.max_train_examples = max_train_examples
         self.max_eval_examples = max_eval_examples
         self.predict_file = predict_file
+        text_codec(encoding)  # an unknown encoding fails here, naming the option
+        self.encoding = encoding
         self.datasets: dict[str, datasets.Dataset] = {}
+        self.encoder: ExampleEncoder | None = None  # a model's own encoding (`core.encoding`), set in setup
         self.predict_source: datasets.Dataset | None = None  # the raw inputs of the predictions (text, line)
         self._train_sampler: LengthGroupedBatchSampler | None = None
         self._train_sampler_state: dict[str, Any] | None = None  # from a checkpoint, applied to the next sampler
@@ -157,7 +165,7 @@ class LabelDataModule(LightningDataModule):
         """The examples of `predict_file`: columns `text` (or `tokens` for token tasks) and `line`."""
         if self.predict_file is None:
             raise ValueError(f"{type(self).__name__}: set data.init_args.predict_file to the file of texts to predict")
-        return read_predict_file(self.predict_file, self.task)
+        return read_predict_file(self.predict_file, self.task, self.encoding)
 
     def _limit(self, dataset: datasets.Dataset, split: str) -> datasets.Dataset:
         if split == "train" and self.max_train_examples and self.max_train_examples < len(dataset):
@@ -168,11 +176,24 @@ class LabelDataModule(LightningDataModule):
             return dataset.select(range(self.max_eval_examples))
         return dataset
 
+    def example_encoder(self) -> ExampleEncoder | None:
+        """The attached model's own encoding of the examples (`core.encoding`), or None: label supervision."""
+        module = self.trainer.lightning_module if self.trainer is not None else None
+        factory = getattr(module, "example_encoder", None)
+        encoder = factory() if callable(factory) else None
+        if encoder is not None and not isinstance(encoder, ExampleEncoder):
+            raise TypeError(f"{type(module).__name__}.example_encoder() returned {encoder!r}, not an ExampleEncoder")
+        return encoder
+
     def encode(self, dataset: datasets.Dataset, split: str) -> datasets.Dataset:
         """Tokenize (batched `datasets.map`, cached for file-backed datasets) and check labels."""
-        encode = self._encode_tokens if self.task == "token" else self._encode_texts
+        self.encoder = self.example_encoder()
+        if self.encoder is not None:
+            encode = partial(self.encoder.encode, split=split, data=self)
+        else:
+            encode = partial(self._encode_tokens if self.task == "token" else self._encode_texts, split=split)
         encoded = dataset.map(
-            partial(encode, split=split),
+            encode,
             batched=True,
             with_indices=True,
             remove_columns=dataset.column_names,
@@ -188,6 +209,9 @@ class LabelDataModule(LightningDataModule):
         would give `datasets` a new hash on every run, so nothing would ever be reused."""
         code = code_digest(__file__, alignment.__file__, inspect.getfile(type(self)))  # a subclass may override
         settings = [self.task, self.max_length, self.label_names, self.name, split, code]
+        if self.encoder is not None:
+            settings += [type(self.encoder).__qualname__, self.encoder.cache_key(), code_digest(inspect.getfile(
+                type(self.encoder)))]  # fmt: skip
         return Hasher.hash([dataset._fingerprint, self.tokenizer, settings])
 
     def _check_label(self, label: int, split: str, index: int) -> None:
@@ -256,6 +280,8 @@ class LabelDataModule(LightningDataModule):
         return out
 
     def _log_truncation(self, encoded: datasets.Dataset, split: str) -> None:
+        if "truncated" not in encoded.column_names and "truncated_words" not in encoded.column_names:
+            return  # a model's own encoding reports its own cuts
         if self.task == "sequence":
             cut = sum(column(encoded, "truncated"))
             if cut:
@@ -271,7 +297,18 @@ class LabelDataModule(LightningDataModule):
 
     # ------------------------------------------------------------------------------------------ loaders
     def collate(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        """Pad a batch to its longest sequence (dynamic padding); with `pack_sequences`, also pack it."""
+        """Pad a batch to its longest sequence (dynamic padding); with `pack_sequences`, also pack it.
+
+        The packed fields (`core.packing.pack`) are what transformers' `DataCollatorWithFlattening(return_seq_idx=
+        True)` gives (same ids, restarting position ids and sequence index; `tests/test_data_samplers.py`), but that
+        collator lacks what label supervision needs: it returns only those fields (no padded view, attention mask,
+        `word_starts`, `word_labels` or `example_ids`, which pooling, unpacking and metrics use); it sets every
+        sequence's first label to -100 for causal-LM shifting (with no BOS, as SmolLM2, the first word of every
+        sentence loses its label: 3,453 of the 46,435 words of the CoNLL-2003 test set); and it fails on sequence
+        labels (one int per example: `TypeError`).
+        """
+        if self.encoder is not None:
+            return self.encoder.collate(features, self)
         if not self.pack_sequences:
             return collate(features, self.pad_token_id, self.tokenizer.padding_side, self.task)
         batch = collate(features, self.pad_token_id, "right", self.task)  # packing unpacks to right padding
@@ -300,6 +337,11 @@ class LabelDataModule(LightningDataModule):
             num_replicas=replicas,
             rank=rank,
         )
+        left_batches, left_examples = self._train_sampler.left_out()
+        if left_batches:
+            log.warning("train: each epoch leaves out %d of its batches (%d examples in epoch %d, other ones in other "
+                        "epochs) so that the %d processes get %d batches each", left_batches, left_examples,
+                        self._train_sampler.epoch, replicas, len(self._train_sampler))  # fmt: skip
         if self._train_sampler_state is not None:
             self._resume_train_sampler(self._train_sampler_state)
             self._train_sampler_state = None

@@ -1,15 +1,16 @@
 """The on-disk cache of parsed and tokenized datasets, so that big datasets are processed once.
 
 A local file is parsed once into an Arrow table with `datasets.Dataset.from_generator`, keyed by the files' path,
-size and modification time, the reader's options and the reader code itself; `datasets.map` then caches each
-later step (tokenization included) next to that table. Edit a file, an option or the reading code and the key
-changes; nothing stale is reused. Delete the folder to reclaim the space.
+size and modification time, the reader's options and the reading code itself (`reading_code_digest`);
+`datasets.map` then caches each later step (tokenization included) next to that table. Edit a file, an option or
+the reading code and the key changes; nothing stale is reused. Delete the folder to reclaim the space.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,14 @@ def code_digest(*files: str | os.PathLike) -> str:
     for file in files:
         digest.update(Path(file).read_bytes())
     return digest.hexdigest()[:16]
+
+
+def reading_code_digest(generator: Callable[..., Iterator[dict[str, Any]]]) -> str:
+    """A hash of the code that reads files into examples: the generator's module (`datamodules/file_examples.py`),
+    the format readers, the label mapping and this file."""
+    here = Path(__file__)
+    module = sys.modules[generator.__module__]
+    return code_digest(module.__file__, here, here.with_name("readers.py"), here.with_name("labels.py"))
 
 
 def _file_key(path: Path) -> tuple[str, int, int]:
@@ -63,9 +72,7 @@ def cached_dataset(
     """
     for file in files:
         require_file(file)
-    module = __import__(generator.__module__, fromlist=["__file__"])
-    key = Hasher.hash([generator.__qualname__, [_file_key(f) for f in files], options,
-                       code_digest(module.__file__, __file__, Path(__file__).with_name("readers.py"))])  # fmt: skip
+    key = Hasher.hash([generator.__qualname__, [_file_key(f) for f in files], options, reading_code_digest(generator)])
     try:
         return datasets.Dataset.from_generator(
             _run,

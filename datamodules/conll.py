@@ -2,41 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import datasets
 from typing_extensions import override
 
-from datamodules.base import Split
+from datamodules.base import Split, column
 from datamodules.cache import cached_dataset
-from datamodules.labels import TOKEN_FEATURES, tag_ids, token_examples_from_hub
-from datamodules.readers import DataFormatError, iob1_to_iob2, read_conll
+from datamodules.file_examples import conll_examples
+from datamodules.hub_examples import token_examples_from_hub
+from datamodules.labels import TOKEN_FEATURES
 from datamodules.sources import FileOrHubDataModule
 
+log = logging.getLogger(__name__)
+
 CONLL2003_TAGS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
-
-
-def conll_examples(
-    files: list[str], label_names: list[str], token_column: int = 0, tag_column: int = -1,
-    separator: str | None = None, scheme: str = "iob2", first_token_only: bool = False,
-) -> Iterator[dict[str, Any]]:  # fmt: skip
-    """`{"tokens", "tags"}` sentences of CoNLL column files, tags converted to IOB2 and then to ids.
-
-    `first_token_only` keeps an entity's `B-X` and sets its `I-X` tokens to `O` (the quirk of the LS-LLaMA
-    authors' OntoNotes files, see `OntoNotes5`)."""
-    for file in files:
-        path, count = Path(file), 0
-        for tokens, tags, lines in read_conll(path, token_column, tag_column, separator):
-            tags = iob1_to_iob2(tags) if scheme == "iob1" else tags
-            if first_token_only:
-                tags = ["O" if t.startswith("I-") else t for t in tags]
-            count += 1
-            where = lambda i, path=path, lines=lines: f"{path}:{lines[i]}"  # noqa: E731
-            yield {"tokens": tokens, "tags": tag_ids(tags, label_names, where)}
-        if not count:
-            raise DataFormatError(f"{path}: no sentences")
 
 
 class ConllNER(FileOrHubDataModule):
@@ -44,7 +26,8 @@ class ConllNER(FileOrHubDataModule):
 
     Files: one token per line, columns split by `separator`, a blank line between sentences, `-DOCSTART-` lines
     dropped; every line must have the columns of the file's first line. Tags are IOB2 (BIO) or, with
-    `scheme: iob1`, IOB1 converted to IOB2. A tag outside `label_names`, a wrong column count or an empty token is
+    `scheme: iob1`, IOB1 converted to IOB2; BIO data whose entities start with `I-` (IOB1 read as BIO) is counted
+    in a warning that names the fix. A tag outside `label_names`, a wrong column count or an empty token is
     an error naming file and line. Hub: a tokens column and a tags column, integer tags named by the column's
     `ClassLabel` (or `hub_label_names`), string tags as they are; names are then mapped to our ids.
     Without a validation file (or hub validation split), `validation` is a seeded part of train.
@@ -65,9 +48,8 @@ class ConllNER(FileOrHubDataModule):
         tokens_column: hub column holding the words.
         tags_column: hub column holding the tags.
         hub_label_names: names of the hub's integer tags when the column is not a sequence of `ClassLabel`.
-        validation_fraction: part of train held out for validation when there is no validation split.
-        validation_seed: seed of that hold-out (independent of the training seed).
-        **kwargs: the `LabelDataModule` arguments; `label_names` (IOB2 tags by id) is required here.
+        **kwargs: the `FileOrHubDataModule` / `LabelDataModule` arguments (validation_fraction, encoding, ...);
+            `label_names` (IOB2 tags by id) is required here.
     """
 
     task = "token"
@@ -89,42 +71,69 @@ class ConllNER(FileOrHubDataModule):
         tokens_column: str = "tokens",
         tags_column: str = "ner_tags",
         hub_label_names: list[str] | None = None,
-        validation_fraction: float = 0.05,
-        validation_seed: int = 0,
         **kwargs: Any,
     ) -> None:
         super().__init__(data_dir=data_dir, hub_name=hub_name, hub_config=hub_config, **kwargs)
-        self.files: dict[str, str | None] = {"train": train_file, "validation": validation_file, "test": test_file}
+        self.files = {"train": train_file, "validation": validation_file, "test": test_file}
         self.token_column, self.tag_column, self.separator, self.scheme = token_column, tag_column, separator, scheme
         self.hub_splits = dict(hub_splits or type(self).hub_splits)
         self.tokens_column, self.tags_column, self.hub_label_names = tokens_column, tags_column, hub_label_names
-        self.validation_fraction, self.validation_seed = validation_fraction, validation_seed
 
     @override
-    def holds_out_validation(self) -> bool:
-        return self.files["validation"] is None if self.data_dir is not None else super().holds_out_validation()
-
     def read_local(self, split: Split, folder: Path) -> datasets.Dataset:
         """A split from its CoNLL file."""
-        name = self.files[split]
-        if name is None:
-            raise FileNotFoundError(f"{type(self).__name__}: no {split}_file given (data.{split}_file)")
-        return self.read_conll_files([self.local_file(folder, name)])
+        return self.read_conll_files([self.split_file(folder, split)])
 
     def read_conll_files(self, paths: list[Path], **options: Any) -> datasets.Dataset:
         """Sentences of CoNLL files with this module's columns, separator and scheme (parsed once, cached)."""
-        return cached_dataset(
+        sentences = cached_dataset(
             conll_examples, paths, TOKEN_FEATURES, self.cache_dir, label_names=self.label_names,
             token_column=self.token_column, tag_column=self.tag_column, separator=self.separator,
-            scheme=self.scheme, **options,
+            scheme=self.scheme, encoding=self.encoding, **options,
         )  # fmt: skip
+        self.warn_if_iob1(sentences, ", ".join(map(str, paths)))
+        return sentences
 
+    @override
     def from_hub(self, dataset: datasets.Dataset, split: Split, where: str) -> datasets.Dataset:
         """A hub split's tokens and (named) tags."""
-        return token_examples_from_hub(
+        sentences = token_examples_from_hub(
             dataset, tokens_column=self.tokens_column, tags_column=self.tags_column, label_names=self.label_names,
             where=where, hub_label_names=self.hub_label_names, scheme=self.scheme,
         )  # fmt: skip
+        self.warn_if_iob1(sentences, where)
+        return sentences
+
+    def warn_if_iob1(self, sentences: datasets.Dataset, where: str) -> None:
+        """Warn, with a count, when tags read as BIO start entities with `I-`: IOB1 data, which `scheme: iob1`
+        converts (read as BIO, an entity without `B-` trains the model on inside-tags it never sees begin)."""
+        if self.scheme != "iob2":
+            return
+        names = self.label_names
+        entity_type = {i: name[2:] for i, name in enumerate(names) if name[:2] in ("B-", "I-")}
+        inside = {i for i, name in enumerate(names) if name.startswith("I-")}
+        concerned = [
+            index for index, tags in enumerate(column(sentences, "tags"))
+            if not inside.isdisjoint(tags) and _starts_inside(tags, inside, entity_type)
+        ]  # fmt: skip
+        if concerned:
+            first = sentences[concerned[0]]
+            example = " ".join(f"{w}/{names[t]}" for w, t in zip(first["tokens"][:6], first["tags"][:6]))
+            log.warning(
+                "%s: %d of %d sentences start an entity with I- (e.g. sentence %d: %s ...), which BIO never does "
+                "(every entity starts with B-): this looks like IOB1. Set data.init_args.scheme: iob1 to convert it "
+                "to BIO.", where, len(concerned), len(sentences), concerned[0] + 1, example,
+            )  # fmt: skip
+
+
+def _starts_inside(tags: list[int], inside: set[int], entity_type: dict[int, str]) -> bool:
+    """Whether an `I-X` tag (ids in `inside`) follows neither `B-X` nor `I-X`: it starts an entity (IOB1)."""
+    previous = None
+    for tag in tags:
+        if tag in inside and entity_type.get(previous) != entity_type[tag]:
+            return True
+        previous = tag
+    return False
 
 
 class CoNLL2003(ConllNER):

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
 import datasets
+from typing_extensions import override
 
 from datamodules.base import Split
 from datamodules.cache import cached_dataset
 from datamodules.conll import ConllNER
-from datamodules.labels import TOKEN_FEATURES, tag_ids
-from datamodules.readers import DataFormatError, read_jsonl
+from datamodules.file_examples import jsonl_token_examples
+from datamodules.labels import TOKEN_FEATURES
 
 # the tag ids of the hub dataset tner/ontonotes5 (its `tags` column holds plain integers)
 TNER_ONTONOTES_TAGS = [
@@ -26,24 +26,6 @@ LSLLAMA_ONTONOTES_TAGS = [
     "O", "B-NORP", "B-PERSON", "B-WORK_OF_ART", "B-QUANTITY", "B-EVENT", "B-DATE", "B-TIME", "B-PERCENT",
     "B-LANGUAGE", "B-ORG", "B-CARDINAL", "B-LAW", "B-GPE", "B-PRODUCT", "B-LOC", "B-MONEY", "B-ORDINAL", "B-FAC",
 ]  # fmt: skip
-
-
-def lsllama_examples(files: list[str], label_names: list[str]) -> Iterator[dict[str, Any]]:
-    """`{"tokens", "tags"}` sentences of the authors' JSON-lines files (`tokens`, integer `ner_tags`)."""
-    for file in files:
-        path, count = Path(file), 0
-        for record, line in read_jsonl(path, ["tokens", "ner_tags"]):
-            where = f"{path}:{line}"
-            tokens, raw = record["tokens"], record["ner_tags"]
-            if not tokens or len(tokens) != len(raw) or not all(isinstance(t, str) and t.strip() for t in tokens):
-                raise DataFormatError(f"{where}: expected as many non-empty tokens as ner_tags ({tokens}, {raw})")
-            if not all(isinstance(t, int) and 0 <= t < len(LSLLAMA_ONTONOTES_TAGS) for t in raw):
-                raise DataFormatError(f"{where}: ner_tags {raw} outside 0..{len(LSLLAMA_ONTONOTES_TAGS) - 1}")
-            count += 1
-            tags = [LSLLAMA_ONTONOTES_TAGS[t] for t in raw]
-            yield {"tokens": tokens, "tags": tag_ids(tags, label_names, lambda i, where=where: f"{where} (tag {i})")}
-        if not count:
-            raise DataFormatError(f"{path}: no sentences")
 
 
 class OntoNotes5(ConllNER):
@@ -95,6 +77,7 @@ class OntoNotes5(ConllNER):
         )  # fmt: skip
         self.lsllama_official = lsllama_official
 
+    @override
     def read_local(self, split: Split, folder: Path) -> datasets.Dataset:
         """The `.bio.txt` file of a split, or with `lsllama_official` the authors' dev/test JSON lines."""
         if not self.lsllama_official:
@@ -102,4 +85,7 @@ class OntoNotes5(ConllNER):
         if split == "train":
             return self.read_conll_files([self.local_file(folder, self.files["train"])], first_token_only=True)
         path = self.local_file(folder, f"lsllama_official_{'dev' if split == 'validation' else 'test'}.jsonl")
-        return cached_dataset(lsllama_examples, [path], TOKEN_FEATURES, self.cache_dir, label_names=self.label_names)
+        return cached_dataset(
+            jsonl_token_examples, [path], TOKEN_FEATURES, self.cache_dir, label_names=self.label_names,
+            id_names=LSLLAMA_ONTONOTES_TAGS, encoding=self.encoding,
+        )  # fmt: skip

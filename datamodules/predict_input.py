@@ -27,21 +27,22 @@ CONLL_SUFFIXES = (".conll", ".iob", ".bio")
 SUFFIXES = (".txt", ".jsonl", *CONLL_SUFFIXES)
 
 
-def read_predict_file(path: str | Path, task: str) -> datasets.Dataset:
+def read_predict_file(path: str | Path, task: str, encoding: str = "utf-8") -> datasets.Dataset:
     """Read the inputs of `python main.py predict` (see the module docstring for the formats).
 
     Args:
         path: the file; its suffix picks the format.
         task: `sequence` (texts) or `token` (words).
+        encoding: the file's text encoding.
     """
     path = require_file(Path(path), "set data.init_args.predict_file to an existing file")
     suffix = path.suffix.lower()
     if suffix == ".txt":
-        rows = _text_lines(path, task)
+        rows = _text_lines(path, task, encoding)
     elif suffix == ".jsonl":
-        rows = [_json_row(record, path, line, task) for record, line in read_jsonl(path, [])]
+        rows = [_json_row(record, path, line, task) for record, line in read_jsonl(path, [], encoding)]
     elif suffix in CONLL_SUFFIXES and task == "token":
-        rows = [{"tokens": tokens, "line": lines[0]} for tokens, _, lines in read_conll(path)]
+        rows = [{"tokens": tokens, "line": lines[0]} for tokens, _, lines in read_conll(path, encoding=encoding)]
     elif suffix in CONLL_SUFFIXES:
         raise DataFormatError(f"{path}: CoNLL files hold words for token tasks; give a sequence task .txt or .jsonl")
     else:
@@ -52,9 +53,9 @@ def read_predict_file(path: str | Path, task: str) -> datasets.Dataset:
     return datasets.Dataset.from_dict({column: [r[column] for r in rows], "line": [r["line"] for r in rows]})
 
 
-def _text_lines(path: Path, task: str) -> list[dict[str, Any]]:
+def _text_lines(path: Path, task: str, encoding: str) -> list[dict[str, Any]]:
     rows, blank = [], 0
-    for number, line in enumerate(read_lines(path), start=1):
+    for number, line in enumerate(read_lines(path, encoding), start=1):
         if not line.strip():
             blank += 1
         elif task == "sequence":

@@ -1,12 +1,14 @@
 """File-format readers: CoNLL columns, PTB sentiment trees, CSV/TSV, JSON lines and plain line files.
 
-Each reader yields examples together with the line they come from, and stops at the first bad line with one
-`DataFormatError` that names `file:line` and what was expected there. Readers know nothing about label ids;
-mapping names to ids (and its errors) is in `datamodules/labels.py`.
+Each reader yields records together with the line they come from, and stops at the first bad line with one
+`DataFormatError` that names `file:line` and what was expected there; a byte that is not valid in the file's
+`encoding` is named the same way. Readers know nothing about label ids: `datamodules/labels.py` maps names to ids,
+and `datamodules/file_examples.py` turns a dataset's files into examples with these readers.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
 import re
@@ -30,14 +32,47 @@ def require_file(path: Path, hint: str = "") -> Path:
     return path
 
 
-def _open(path: Path) -> TextIO:
-    # newline="" leaves line endings to the csv module; utf-8-sig drops a byte-order mark
-    return open(require_file(path), encoding="utf-8-sig", newline="")
+def text_codec(encoding: str) -> str:
+    """The codec that reads files in `encoding`; UTF-8 is read as `utf-8-sig`, so that a byte-order mark is dropped.
+
+    Args:
+        encoding: a Python codec name (`utf-8`, `latin-1`, `cp1252`, ...); an unknown one is an error naming the
+            option.
+    """
+    try:
+        name = codecs.lookup(encoding).name
+    except LookupError:
+        raise ValueError(f"data.init_args.encoding: unknown encoding {encoding!r} (e.g. utf-8, latin-1)") from None
+    return "utf-8-sig" if name in ("utf-8", "utf-8-sig") else encoding
 
 
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
+def decoding_error(path: Path, encoding: str) -> DataFormatError:
+    """The error for a file that is not valid `encoding`: the line, column and value of its first bad byte."""
+    raw = path.read_bytes()
+    codec = text_codec(encoding)
+    try:  # plain utf-8 (a byte-order mark is valid utf-8): utf-8-sig counts positions after the mark
+        raw.decode("utf-8" if codec == "utf-8-sig" else codec)
+    except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1
+        column = error.start - raw.rfind(b"\n", 0, error.start)
+        return DataFormatError(
+            f"{path}:{line}: byte 0x{raw[error.start]:02x} at column {column} is not valid {encoding} "
+            f"({error.reason}); if the file has another encoding, set data.init_args.encoding (e.g. latin-1, cp1252)"
+        )
+    return DataFormatError(f"{path}: cannot be read as {encoding}")  # the bytes decode as a whole: not expected
+
+
+def _open(path: Path, encoding: str) -> TextIO:
+    # newline="" leaves line endings to the csv module
+    return open(require_file(path), encoding=text_codec(encoding), newline="")
+
+
+def _lines(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, str]]:
     """`(line number, line)` without its LF or CRLF ending; a lone CR inside a line does not split it."""
-    lines = require_file(path).read_text(encoding="utf-8-sig").split("\n")
+    try:
+        lines = require_file(path).read_text(encoding=text_codec(encoding)).split("\n")
+    except UnicodeDecodeError:
+        raise decoding_error(path, encoding) from None
     if lines and lines[-1] == "":
         lines.pop()
     for number, line in enumerate(lines, start=1):
@@ -45,7 +80,7 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
 
 
 def read_conll(
-    path: Path, token_column: int = 0, tag_column: int = -1, separator: str | None = None
+    path: Path, token_column: int = 0, tag_column: int = -1, separator: str | None = None, encoding: str = "utf-8"
 ) -> Iterator[tuple[list[str], list[str], list[int]]]:
     """Sentences of a CoNLL-style column file: `(tokens, tags, line numbers)`.
 
@@ -57,12 +92,13 @@ def read_conll(
         token_column: index of the word column.
         tag_column: index of the tag column (negative counts from the end).
         separator: column separator; None splits on runs of whitespace.
+        encoding: the file's text encoding.
     """
     tokens: list[str] = []
     tags: list[str] = []
     lines: list[int] = []
     width = 0
-    for number, line in _lines(path):
+    for number, line in _lines(path, encoding):
         if not line or line.isspace():
             if tokens:
                 yield tokens, tags, lines
@@ -93,14 +129,17 @@ def read_conll(
         yield tokens, tags, lines
 
 
-def read_sentiment_trees(path: Path, unescape: bool = True) -> Iterator[tuple[list[str], int, int]]:
+def read_sentiment_trees(
+    path: Path, unescape: bool = True, encoding: str = "utf-8"
+) -> Iterator[tuple[list[str], int, int]]:
     r"""Sentences of a PTB sentiment-tree file (SST), one tree per line: `(leaves, root label, line number)`.
 
     Args:
         path: the file.
         unescape: turn PTB bracket escapes (`-LRB-` ...) back into brackets and `\\/` into `/`.
+        encoding: the file's text encoding.
     """
-    for number, line in _lines(path):
+    for number, line in _lines(path, encoding):
         line = line.strip()
         if not line:
             continue
@@ -116,34 +155,103 @@ def read_sentiment_trees(path: Path, unescape: bool = True) -> Iterator[tuple[li
 
 
 def read_table(
-    path: Path, delimiter: str, columns: list[str], fieldnames: list[str] | None = None
+    path: Path, delimiter: str, columns: list[str], fieldnames: list[str] | None = None, encoding: str = "utf-8"
 ) -> Iterator[tuple[dict[str, str], int]]:
-    """Rows of a CSV/TSV file as `(row, line number)`; `columns` must all be present.
+    """Rows of a CSV/TSV file as `(row, the line it starts on)`; `columns` must all be present.
+
+    CSV is read strictly: a quote that opens a field must close it and be followed by a delimiter or the end of
+    the line. A row that goes wrong after a quote ran on over several lines (an unclosed quote) is blamed on the
+    line where that quote opens, not on the later line where the csv module noticed.
 
     Args:
         path: the file.
         delimiter: `,` (CSV with quoting) or a tab (TSV, read without quoting as in GLUE).
         columns: the columns the caller needs; a missing one is an error naming the file's header.
         fieldnames: column names of a file without a header row; None = the first row is the header.
+        encoding: the file's text encoding.
     """
     quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
-    with _open(path) as file:
-        reader = csv.DictReader(file, fieldnames=fieldnames, delimiter=delimiter, quoting=quoting)
+    try:
+        with _open(path, encoding) as file:
+            lines = _RowLines(file)
+            reader = csv.DictReader(lines, fieldnames=fieldnames, delimiter=delimiter, quoting=quoting,
+                                    strict=quoting != csv.QUOTE_NONE)  # fmt: skip
+            header = _table_header(reader, lines, path, columns)
+            while (row := _next_row(reader, lines, path)) is not None:
+                found = sum(row[c] is not None for c in header) + len(row.get(None, []))
+                if found != len(header):
+                    raise _row_error(path, lines, f"expected {len(header)} fields ({header}), found {found}")
+                yield row, lines.first
+    except UnicodeDecodeError:
+        raise decoding_error(path, encoding) from None
+
+
+class _RowLines:
+    """The lines of an open file as the csv module reads them, remembering those of the row being read."""
+
+    def __init__(self, file: TextIO) -> None:
+        self.file, self.number = file, 0
+        self.row: list[tuple[int, str]] = []  # (line number, text) of the current row's lines
+
+    def __iter__(self) -> _RowLines:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self.file)
+        self.number += 1
+        self.row.append((self.number, line))
+        return line
+
+    @property
+    def first(self) -> int:
+        """The first non-blank line of the current row (the csv module skips blank lines between rows)."""
+        return next((number for number, text in self.row if text.strip()), self.number)
+
+    def open_quote(self) -> int | None:
+        """The first line of the row after which a quote is still open (odd count of quote characters)."""
+        quotes = 0
+        for number, text in self.row:
+            quotes += text.count('"')
+            if quotes % 2:
+                return number
+        return None
+
+
+def _table_header(reader: csv.DictReader, lines: _RowLines, path: Path, columns: list[str]) -> list[str]:
+    try:
         header = reader.fieldnames or []
-        missing = [c for c in columns if c not in header]
-        if missing:
-            raise DataFormatError(f"{path}:1: missing column(s) {missing}; the header has {header}")
-        for row in reader:
-            if None in row or any(row[c] is None for c in header):
-                raise DataFormatError(
-                    f"{path}:{reader.line_num}: expected {len(header)} fields ({header}), found a different number"
-                )
-            yield row, reader.line_num
+    except csv.Error as error:
+        raise _row_error(path, lines, str(error)) from None
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise DataFormatError(f"{path}:1: missing column(s) {missing}; the header has {header}")
+    return header
 
 
-def read_jsonl(path: Path, columns: list[str]) -> Iterator[tuple[dict, int]]:
+def _next_row(reader: csv.DictReader, lines: _RowLines, path: Path) -> dict[str, str] | None:
+    lines.row = []
+    try:
+        return next(reader)
+    except StopIteration:
+        return None
+    except csv.Error as error:
+        raise _row_error(path, lines, str(error)) from None
+
+
+def _row_error(path: Path, lines: _RowLines, problem: str) -> DataFormatError:
+    """`problem` at the row's first line, or, when a quote left open ran the row on, at the line of that quote."""
+    opened = lines.open_quote()
+    if opened is not None and lines.number > opened:
+        return DataFormatError(
+            f"{path}:{opened}: a quoted field opens on this line and runs on to line {lines.number} ({problem}); "
+            'close the quote, and double quotes inside a quoted field ("")'
+        )
+    return DataFormatError(f"{path}:{lines.first}: {problem}")
+
+
+def read_jsonl(path: Path, columns: list[str], encoding: str = "utf-8") -> Iterator[tuple[dict, int]]:
     """Objects of a JSON-lines file as `(object, line number)`; each must hold `columns`."""
-    for number, line in _lines(path):
+    for number, line in _lines(path, encoding):
         if not line.strip():
             continue
         try:
@@ -158,9 +266,9 @@ def read_jsonl(path: Path, columns: list[str]) -> Iterator[tuple[dict, int]]:
         yield record, number
 
 
-def read_lines(path: Path) -> list[str]:
+def read_lines(path: Path, encoding: str = "utf-8") -> list[str]:
     """The lines of a text file, without line endings (LF or CRLF); a last empty line is not counted."""
-    return [line for _, line in _lines(path)]
+    return [line for _, line in _lines(path, encoding)]
 
 
 def iob1_to_iob2(tags: list[str]) -> list[str]:

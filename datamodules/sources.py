@@ -52,8 +52,10 @@ def load_hub(name: str, config: str | None) -> datasets.DatasetDict:
 class FileOrHubDataModule(LabelDataModule):
     """A dataset read from local files or from the hub (see the module docstring for the split policy).
 
-    Subclasses set `hub_splits` (our split -> the hub's; `validation: None` = held out of train) and implement
-    `read_local(split, folder)` and `from_hub(dataset, split, where)`.
+    Subclasses set `files` (our split -> its file in `data_dir`; leave it empty to find files otherwise) and
+    `hub_splits` (our split -> the hub's), and implement `read_local(split, folder)` and
+    `from_hub(dataset, split, where)`. `validation` is held out of train where the source has no validation split:
+    no validation file (`files`) for local data, `validation: None` in `hub_splits` for the hub.
 
     Args:
         data_dir: folder with the dataset's files; None = load `hub_name` with `datasets.load_dataset`.
@@ -61,12 +63,14 @@ class FileOrHubDataModule(LabelDataModule):
         hub_config: hub dataset configuration (e.g. `sst2` of `glue`).
         cache_dir: where parsed and tokenized files are cached; None = `$LS_LLAMA_CACHE/datasets` or
             `~/.cache/ls-llama/datasets`.
-        **kwargs: the `LabelDataModule` arguments (tokenizer, label_names, max_length, batch_size, ...).
+        validation_fraction: part of train held out as `validation` where the dataset has no validation split of
+            its own (unused otherwise).
+        validation_seed: seed of that hold-out, independent of the training `seed`: every run sees the same split.
+        **kwargs: the `LabelDataModule` arguments (tokenizer, label_names, max_length, batch_size, encoding, ...).
     """
 
     hub_splits: ClassVar[dict[str, str | None]] = {"train": "train", "validation": "validation", "test": "test"}
-    validation_fraction: float = 0.05
-    validation_seed: int = 0
+    files: ClassVar[dict[str, str | None]] = {}
 
     def __init__(
         self,
@@ -74,12 +78,17 @@ class FileOrHubDataModule(LabelDataModule):
         hub_name: str | None = None,
         hub_config: str | None = None,
         cache_dir: str | None = None,
+        validation_fraction: float = 0.05,
+        validation_seed: int = 0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.data_dir, self.hub_name, self.hub_config, self.cache_dir = data_dir, hub_name, hub_config, cache_dir
+        self.validation_fraction, self.validation_seed = validation_fraction, validation_seed
         if data_dir is None and hub_name is None:
             raise ValueError(f"{type(self).__name__}: give data.data_dir (local files) or data.hub_name")
+        if not 0 < validation_fraction < 1:
+            raise ValueError(f"data.init_args.validation_fraction must lie in (0, 1), got {validation_fraction}")
 
     # ------------------------------------------------------------------------------------- to implement
     def read_local(self, split: Split, folder: Path) -> datasets.Dataset:
@@ -87,7 +96,7 @@ class FileOrHubDataModule(LabelDataModule):
         raise NotImplementedError
 
     def from_hub(self, dataset: datasets.Dataset, split: Split, where: str) -> datasets.Dataset:
-        """A hub split converted to our columns (see `datamodules.labels`)."""
+        """A hub split converted to our columns (see `datamodules.hub_examples`)."""
         raise NotImplementedError
 
     def local_file(self, folder: Path, name: str) -> Path:
@@ -97,9 +106,18 @@ class FileOrHubDataModule(LabelDataModule):
             hint += f"; or set data.data_dir: null to load the hub dataset {self.hub_name!r}"
         return require_file(folder / name, hint)
 
+    def split_file(self, folder: Path, split: Split) -> Path:
+        """The file of a split (`files`) in `folder`, or an error naming what is missing."""
+        name = self.files.get(split)
+        if name is None:
+            raise FileNotFoundError(f"{type(self).__name__}: no {split} file given (data.init_args.{split}_file)")
+        return self.local_file(folder, name)
+
     # ------------------------------------------------------------------------------------------ splits
     def holds_out_validation(self) -> bool:
-        """Whether `validation` is a part of train (the dataset has no validation split of its own)."""
+        """Whether `validation` is a part of train (the source has no validation split of its own)."""
+        if self.data_dir is not None and self.files:
+            return self.files.get("validation") is None
         return self.hub_splits.get("validation") is None
 
     def load_split(self, split: Split) -> datasets.Dataset:

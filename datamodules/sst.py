@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
 import datasets
+from typing_extensions import override
 
 from datamodules.base import Split
 from datamodules.cache import cached_dataset
-from datamodules.labels import TEXT_FEATURES, label_id, text_examples_from_hub
-from datamodules.readers import DataFormatError, read_sentiment_trees
+from datamodules.file_examples import tree_examples
+from datamodules.hub_examples import text_examples_from_hub
+from datamodules.labels import TEXT_FEATURES
 from datamodules.sources import FileOrHubDataModule
-from datamodules.text_classification import table_examples
+from datamodules.text_table import TextTableDataModule
 
 
-class SST2(FileOrHubDataModule):
+class SST2(TextTableDataModule):
     """SST-2 binary sentiment (67,349 training sentences; the paper tests on the 872 of GLUE dev).
 
     Local files: the GLUE layout, `train.tsv` and `dev.tsv` with header `sentence<TAB>label`. Splits: `test` = GLUE
@@ -27,53 +28,20 @@ class SST2(FileOrHubDataModule):
         data_dir: folder with `train.tsv` and `dev.tsv`; None = load `hub_name`.
         hub_name: `stanfordnlp/sst2`, or `glue` with `hub_config: sst2` (the same columns).
         hub_config: hub configuration.
-        validation_fraction: part of train held out for validation.
-        validation_seed: seed of that hold-out (independent of the training seed).
-        **kwargs: the `FileOrHubDataModule` / `LabelDataModule` arguments (tokenizer, batch_size, max_length, ...).
+        **kwargs: the `FileOrHubDataModule` / `LabelDataModule` arguments (validation_fraction, tokenizer, ...).
     """
 
-    task = "sequence"
     name = "sst2"
     default_label_names: ClassVar[list[str]] = ["negative", "positive"]
     hub_splits: ClassVar[dict[str, str | None]] = {"train": "train", "validation": None, "test": "validation"}
-    files: ClassVar[dict[str, str]] = {"train": "train.tsv", "test": "dev.tsv"}
+    files: ClassVar[dict[str, str | None]] = {"train": "train.tsv", "test": "dev.tsv"}
+    text_columns = ["sentence"]
 
     def __init__(
-        self,
-        data_dir: str | None = None,
-        hub_name: str = "stanfordnlp/sst2",
-        hub_config: str | None = None,
-        validation_fraction: float = 0.05,
-        validation_seed: int = 0,
+        self, data_dir: str | None = None, hub_name: str = "stanfordnlp/sst2", hub_config: str | None = None,
         **kwargs: Any,
-    ) -> None:
+    ) -> None:  # fmt: skip
         super().__init__(data_dir=data_dir, hub_name=hub_name, hub_config=hub_config, **kwargs)
-        self.validation_fraction, self.validation_seed = validation_fraction, validation_seed
-
-    def read_local(self, split: Split, folder: Path) -> datasets.Dataset:
-        """`train.tsv` (train) or `dev.tsv` (test)."""
-        path = self.local_file(folder, self.files[split])
-        return cached_dataset(
-            table_examples, [path], TEXT_FEATURES, self.cache_dir, file_format="tsv", text_columns=["sentence"],
-            label_column="label", label_names=self.label_names,
-        )  # fmt: skip
-
-    def from_hub(self, dataset: datasets.Dataset, split: Split, where: str) -> datasets.Dataset:
-        """Columns `sentence`, `label` (ClassLabel negative/positive)."""
-        return text_examples_from_hub(
-            dataset, text_columns=["sentence"], label_column="label", label_names=self.label_names, where=where
-        )
-
-
-def tree_examples(files: list[str], label_names: list[str], unescape: bool = True) -> Iterator[dict[str, Any]]:
-    """`{"text", "label"}` examples of PTB sentiment-tree files: words = the leaves, label = the root's."""
-    for file in files:
-        path, count = Path(file), 0
-        for leaves, label, line in read_sentiment_trees(path, unescape):
-            count += 1
-            yield {"text": " ".join(leaves), "label": label_id(label, label_names, f"{path}:{line}", "root label")}
-        if not count:
-            raise DataFormatError(f"{path}: no trees")
 
 
 class SST5(FileOrHubDataModule):
@@ -93,18 +61,20 @@ class SST5(FileOrHubDataModule):
     task = "sequence"
     name = "sst5"
     default_label_names: ClassVar[list[str]] = ["very negative", "negative", "neutral", "positive", "very positive"]
-    files: ClassVar[dict[str, str]] = {"train": "train.txt", "validation": "dev.txt", "test": "test.txt"}
+    files: ClassVar[dict[str, str | None]] = {"train": "train.txt", "validation": "dev.txt", "test": "test.txt"}
 
     def __init__(
         self, data_dir: str | None = None, hub_name: str = "SetFit/sst5", hub_config: str | None = None, **kwargs: Any
     ) -> None:
         super().__init__(data_dir=data_dir, hub_name=hub_name, hub_config=hub_config, **kwargs)
 
+    @override
     def read_local(self, split: Split, folder: Path) -> datasets.Dataset:
         """`train.txt`, `dev.txt` or `test.txt`."""
-        path = self.local_file(folder, self.files[split])
-        return cached_dataset(tree_examples, [path], TEXT_FEATURES, self.cache_dir, label_names=self.label_names)
+        return cached_dataset(tree_examples, [self.split_file(folder, split)], TEXT_FEATURES, self.cache_dir,
+                              label_names=self.label_names, encoding=self.encoding)  # fmt: skip
 
+    @override
     def from_hub(self, dataset: datasets.Dataset, split: Split, where: str) -> datasets.Dataset:
         """Columns `text`, `label` (ids 0..4)."""
         return text_examples_from_hub(

@@ -87,3 +87,13 @@ def test_data_help_documents_the_base_arguments(capsys):
                      "--data.max_length", "--data.batch_size", "--data.max_train_examples"):  # fmt: skip
         assert argument in out
     assert "first-token-only" in out  # docstrings become --help
+
+
+@pytest.mark.parametrize("name", ["SST5", "TwitterFin", "CoNLL2003"])
+def test_data_help_documents_the_split_and_encoding_options_of_every_file_dataset(name, capsys):
+    with pytest.raises(SystemExit):
+        main(["fit", "--data.help", name])
+    out = " ".join(capsys.readouterr().out.split())
+    for argument in ("--data.validation_fraction", "--data.validation_seed", "--data.encoding"):
+        assert argument in out
+    assert "part of train held out as `validation`" in out and "text encoding of the files read from disk" in out

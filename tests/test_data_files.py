@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 
 import pytest
 
 import datamodules as dm
+from datamodules import file_examples
 from datamodules.base import LabelDataModule, column
 from datamodules.readers import DataFormatError, iob1_to_iob2, read_conll
 
@@ -184,7 +186,7 @@ def test_parsing_and_tokenization_are_cached_and_invalidated_by_edits(tmp_path, 
     data.tokenizer_source = str(LLAMA2_TOKENIZER)
     first = data.encode(data.load_split("test"), "test")
     monkeypatch.setattr(LabelDataModule, "_encode_tokens", lambda *a, **k: pytest.fail("tokenized again"))
-    monkeypatch.setattr(dm.conll, "read_conll", lambda *a, **k: pytest.fail("parsed again"))
+    monkeypatch.setattr(file_examples, "read_conll", lambda *a, **k: pytest.fail("parsed again"))
     again = data.encode(data.load_split("test"), "test")  # a new data module object would do the same
     assert again.cache_files == first.cache_files and again[:] == first[:]
     monkeypatch.undo()
@@ -192,3 +194,124 @@ def test_parsing_and_tokenization_are_cached_and_invalidated_by_edits(tmp_path, 
     os.utime(tmp_path / "train.txt", ns=(1, 1))  # a new mtime even within the clock's resolution
     edited = data.encode(data.load_split("test"), "test")
     assert edited.cache_files != first.cache_files and edited[1]["input_ids"] != first[1]["input_ids"]
+
+
+# ------------------------------------------------------------------------------------------ encodings
+LATIN1 = "caf\u00e9 cr\u00e8me"  # 0xe9 and 0xe8 in latin-1, neither valid utf-8 on its own
+
+
+@pytest.mark.parametrize(
+    ("build", "name", "text", "line", "column"),
+    [
+        (lambda d, c, **kw: dm.SST2(data_dir=d, cache_dir=c, **kw), "dev.tsv",
+         f"sentence\tlabel\nfine\t1\n{LATIN1}\t0\n", 3, 4),
+        (lambda d, c, **kw: dm.TwitterFin(data_dir=d, cache_dir=c, **kw), "sent_valid.csv",
+         f'text,label\n"{LATIN1}",2\n', 2, 5),
+        (lambda d, c, **kw: dm.ConllNER(data_dir=d, cache_dir=c, label_names=NER_TAGS, test_file="x.txt", **kw),
+         "x.txt", f"John B-PER\n\n{LATIN1[:4]} O\n", 3, 4),
+        (lambda d, c, **kw: dm.SST5(data_dir=d, cache_dir=c, **kw), "test.txt", f"(3 (2 {LATIN1[:4]}))\n", 1, 10),
+    ],
+    ids=["sst2-tsv", "twitter-csv", "conll", "sst5-trees"],
+)  # fmt: skip
+def test_a_latin1_file_names_file_line_and_byte_and_reads_with_encoding(tmp_path, cache, build, name, text, line,
+                                                                        column):  # fmt: skip
+    (tmp_path / name).write_bytes(text.encode("latin-1"))
+    data = build(str(tmp_path), cache, tokenizer="unused")
+    message = (rf"{re.escape(str(tmp_path / name))}:{line}: byte 0xe9 at column {column} is not valid utf-8 "
+               r"\(invalid continuation byte\); .* set data.init_args.encoding \(e.g. latin-1")  # fmt: skip
+    with pytest.raises(DataFormatError, match=message):
+        data.load_split("test")
+    decoded = build(str(tmp_path), cache, tokenizer="unused", encoding="latin-1").load_split("test")
+    assert any(LATIN1[:4] in str(value) for value in decoded[-1].values())
+
+
+def test_a_latin1_predict_file_names_file_line_and_byte(tmp_path):
+    (tmp_path / "texts.txt").write_bytes(f"fine\n{LATIN1}\n".encode("latin-1"))
+    data = dm.SST2(data_dir=str(tmp_path), tokenizer="unused", predict_file=str(tmp_path / "texts.txt"))
+    with pytest.raises(DataFormatError, match=r"texts.txt:2: byte 0xe9 at column 4 is not valid utf-8"):
+        data.predict_inputs()
+    data.encoding = "latin-1"
+    assert data.predict_inputs()["text"] == ["fine", LATIN1]
+
+
+def test_utf8_byte_order_mark_is_dropped_and_unknown_encodings_are_named(tmp_path, cache):
+    assert texts(tmp_path, cache, "a.csv", "\ufefftext,label\ngood,1\n")._source_split("test")[:]["text"] == ["good"]
+    with pytest.raises(ValueError, match=r"data.init_args.encoding: unknown encoding 'utf-9'"):
+        dm.SST2(data_dir=str(tmp_path), tokenizer="unused", encoding="utf-9")
+
+
+# --------------------------------------------------------------------------------------------- CSV quoting
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [  # the quote on line 3 never closes: the csv module reads on to the end of the file
+        ('text,label\ngood,1\n"broken,0\nfine,1\nok,0\n',
+         r"a.csv:3: a quoted field opens on this line and runs on to line 5 \(unexpected end of data\)"),
+        # the quote on line 2 is closed by the opening quote of line 4: without strict reading, one silent row
+        ('text,label\n"good,1\nfine,0\n"bad",1\n',
+         r"a.csv:2: a quoted field opens on this line and runs on to line 4 \(',' expected after '\"'\)"),
+    ],
+)  # fmt: skip
+def test_an_unclosed_csv_quote_is_blamed_on_the_line_where_it_opens(tmp_path, cache, content, message):
+    with pytest.raises(DataFormatError, match=message):
+        texts(tmp_path, cache, "a.csv", content).load_split("test")
+
+
+def test_quoted_fields_may_span_lines_and_their_rows_are_located_by_their_first_line(tmp_path, cache):
+    data = texts(tmp_path, cache, "a.csv", 'text,label\n"two\nlines",1\n\nnext,0\n')
+    assert data.load_split("test")[:] == {"text": ["two\nlines", "next"], "label": [1, 0]}
+    bad = texts(tmp_path, cache, "b.csv", 'text,label\nok,1\n"two\nlines",7\n')
+    with pytest.raises(DataFormatError, match=r"b.csv:3: label 7 is outside label_names"):
+        bad.load_split("test")
+    short = texts(tmp_path, cache, "c.csv", "text,label\nok,1\nno label here\n")
+    with pytest.raises(DataFormatError, match=r"c.csv:3: expected 2 fields \(\['text', 'label'\]\), found 1"):
+        short.load_split("test")
+
+
+# ------------------------------------------------------------------------------------------ tag schemes
+def test_bio_data_that_starts_entities_with_inside_tags_is_counted_in_a_warning(tmp_path, cache, caplog):
+    iob1 = "New I-LOC\nYork I-LOC\n\nJohn B-PER\nSmith I-PER\n\nin O\nParis I-LOC\n\nLondon B-LOC\n"
+    with caplog.at_level(logging.WARNING, logger="datamodules.conll"):
+        data = conll(tmp_path, cache, iob1)
+        assert len(data._source_split("train")) == 4  # read as given
+    assert f"{tmp_path / 'train.txt'}: 2 of 4 sentences start an entity with I-" in caplog.text
+    assert "e.g. sentence 1: New/I-LOC York/I-LOC" in caplog.text and "data.init_args.scheme: iob1" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="datamodules.conll"):
+        conll(tmp_path, cache, iob1, scheme="iob1")._source_split("train")
+        conll(tmp_path, cache, "New B-LOC\nYork I-LOC\n\nJohn B-PER\nSmith I-PER\nLondon B-LOC\n")._source_split(
+            "train"
+        )
+    assert "I-" not in caplog.text
+
+
+# ------------------------------------------------------------------------------------ split options, cache keys
+@pytest.mark.parametrize(
+    "cls", [dm.SST2, dm.SST5, dm.TwitterFin, dm.AGNews, dm.AmazonReviews, dm.TextClassificationFiles, dm.ConllNER,
+            dm.CoNLL2003, dm.OntoNotes5],
+)  # fmt: skip
+def test_every_file_or_hub_dataset_takes_the_split_and_encoding_options(cls):
+    kwargs = {"label_names": ["O", "B-X", "I-X"]} if cls in (dm.ConllNER, dm.TextClassificationFiles) else {}
+    data = cls(data_dir=".", tokenizer="x", validation_fraction=0.2, validation_seed=7, encoding="cp1252", **kwargs)
+    assert (data.validation_fraction, data.validation_seed, data.encoding) == (0.2, 7, "cp1252")
+    with pytest.raises(ValueError, match=r"data.init_args.validation_fraction must lie in \(0, 1\), got 1.5"):
+        cls(data_dir=".", tokenizer="x", validation_fraction=1.5, **kwargs)
+
+
+def test_the_held_out_validation_follows_validation_fraction_and_seed(tmp_path, cache):
+    write(tmp_path / "sent_train.csv", "text,label\n" + "".join(f"tweet {i},{i % 3}\n" for i in range(50)))
+    split = lambda **kw: column(dm.TwitterFin(data_dir=str(tmp_path), tokenizer="x", cache_dir=cache, **kw)  # noqa: E731
+                                .load_split("validation"), "text")  # fmt: skip
+    assert len(split()) == 3 and len(split(validation_fraction=0.2)) == 10
+    assert split(validation_seed=1) != split() == split(validation_seed=0)
+
+
+@pytest.mark.parametrize("edited", ["file_examples.py", "readers.py", "labels.py", "cache.py"])
+def test_the_parse_cache_key_changes_with_the_reading_code(edited, monkeypatch):
+    from pathlib import Path
+
+    from datamodules.cache import reading_code_digest
+
+    before = reading_code_digest(file_examples.conll_examples)
+    read_bytes = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: read_bytes(self) + (b"#" if self.name == edited else b""))
+    assert reading_code_digest(file_examples.conll_examples) != before

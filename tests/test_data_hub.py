@@ -6,6 +6,7 @@ validation, `ClassLabel` / given names -> our ids, and the errors.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 
 import pytest
@@ -177,3 +178,13 @@ def test_hub_errors_name_split_row_and_column(hub):
 def test_unavailable_hub_dataset_points_at_local_files(hub):
     with pytest.raises(ConnectionError, match=r"could not load the hub dataset 'ag_news'.*data.data_dir"):
         dm.AGNews(tokenizer="unused").load_split("test")
+
+
+def test_hub_iob1_tags_read_as_bio_are_counted_in_a_warning(hub, caplog):
+    rows = {"tokens": [["New", "York"], ["in", "Paris"], ["Rome"]],
+            "ner_tags": [["I-LOC", "I-LOC"], ["O", "B-LOC"], ["I-LOC"]]}  # fmt: skip
+    hub[("me/iob1", None)] = DatasetDict({"test": Dataset.from_dict(rows)})
+    data = dm.ConllNER(tokenizer="x", hub_name="me/iob1", label_names=["O", "B-LOC", "I-LOC"])
+    with caplog.at_level(logging.WARNING, logger="datamodules.conll"):
+        assert column(data.load_split("test"), "tags") == [[2, 2], [0, 1], [2]]
+    assert "me/iob1/test: 2 of 3 sentences start an entity with I- (e.g. sentence 1: New/I-LOC" in caplog.text

@@ -1,8 +1,9 @@
 """Word alignment on real data and real tokenizers: every sentence of the CoNLL-2003 and OntoNotes test files.
 
-For SentencePiece (LLaMA-2), WordPiece (MiniLM/BERT) and byte-level BPE (SmolLM2, which needs the prefix space):
-gold tags aligned to subwords and mapped back with `words_from_tokens` are the gold tags again (seqeval F1 = 1.0),
-no word is left without a token, and the tokens from one word start to the next decode to exactly that word.
+For SentencePiece (LLaMA-2, with BOS), WordPiece (MiniLM/BERT) and byte-level BPE (SmolLM2, which needs the prefix
+space): the data module's own test batches, with logits that put all mass on each token's gold label, go through
+the model's `word_predictions` and its seqeval metric as in evaluation, and score F1 = word accuracy = 1.0 on every
+sentence; no word is left without a token, and the tokens from one word start to the next decode to that word.
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ import re
 
 import datasets
 import pytest
-from conftest import LLAMA2_TOKENIZER, SHARED_DATA, SMOLLM2_GGUF, package_dir
-from seqeval.metrics import f1_score
+import torch
+from conftest import LLAMA2_TOKENIZER, SHARED_DATA, SMOLLM2_GGUF, module_for, package_dir
 
 import datamodules as dm
 from core.hub import load_tokenizer
-from datamodules.alignment import words_from_tokens
+from datamodules.alignment import IGNORE_INDEX
 from datamodules.base import column
 
 
@@ -68,17 +69,27 @@ def decodes_to_words(tokenizer, words: list[str], ids: list[int], starts: list[i
     return True
 
 
+def gold_logits(labels: torch.Tensor, num_labels: int) -> torch.Tensor:
+    """`(B, T, L)` logits with all mass on each token's gold label; on tokens without one (-100: special tokens,
+    padding, a word's later subwords) on a random label, so reading the wrong token would show."""
+    noise = torch.randint(num_labels, labels.shape, generator=torch.Generator().manual_seed(0))
+    return torch.nn.functional.one_hot(labels.where(labels != IGNORE_INDEX, noise), num_labels).float()
+
+
 @pytest.mark.parametrize(("cls", "folder"), [(dm.CoNLL2003, "conll2003"), (dm.OntoNotes5, "ontonotes5")])
 def test_gold_tags_survive_alignment_for_every_test_sentence(cls, folder, family, data_cache):
     data, raw, encoded = encoded_test_split(cls, folder, family, data_cache)
-    names, outside = data.label_names, data.label_names.index("O")
-    gold, back = [], []
-    for labels, starts, word_labels in zip(*(column(encoded, c) for c in ("labels", "word_starts", "word_labels"))):
-        gold.append([names[t] for t in word_labels])
-        back.append([names[t] for t in words_from_tokens(labels, starts, outside)])
-    assert len(gold) == len(raw) and gold == [[names[t] for t in tags] for tags in column(raw, "tags")]
-    assert back == gold
-    assert f1_score(gold, back) == 1.0
+    data.datasets["test"], data.eval_batch_size = encoded, 256
+    model = module_for(data, verify_mask=False)
+    metrics = model.test_metrics
+    for batch in data.test_dataloader():  # the batches evaluation gets: sorted by length, padded, word_starts
+        logits = gold_logits(batch["labels"], data.num_labels)
+        metrics.update(model.word_predictions(logits, batch), batch["word_labels"], batch["example_ids"])
+    scores = metrics.compute()
+    assert scores["test/f1"] == 1.0 and scores["test/word_acc"] == 1.0
+    predicted, gold = metrics["entities"].sentences()  # in example order
+    names = data.label_names
+    assert predicted == gold == [[names[t] for t in tags] for tags in column(raw, "tags")]
     assert sum(column(encoded, "empty_words")) == 0 and sum(column(encoded, "truncated_words")) == 0
     assert all(s >= 0 for starts in column(encoded, "word_starts") for s in starts)
 

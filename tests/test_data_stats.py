@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 
 import pytest
@@ -25,9 +26,11 @@ def entities(dataset, label_names) -> int:
     return sum(len(get_entities([label_names[t] for t in tags])) for tags in column(dataset, "tags"))
 
 
-def test_conll2003_sentences_and_entities(shared_data, data_cache):
+def test_conll2003_sentences_and_entities(shared_data, data_cache, caplog):
     data = load(dm.CoNLL2003, shared_data / "conll2003", data_cache)
-    splits = {s: data.load_split(s) for s in ("train", "validation", "test")}
+    with caplog.at_level(logging.WARNING, logger="datamodules.conll"):
+        splits = {s: data.load_split(s) for s in ("train", "validation", "test")}
+    assert "looks like IOB1" not in caplog.text  # the files are BIO (IOB2), as read by default
     assert {s: len(d) for s, d in splits.items()} == {"train": 14041, "validation": 3250, "test": 3453}
     assert {s: entities(d, data.label_names) for s, d in splits.items()} == {
         "train": 23499, "validation": 5942, "test": 5648,
@@ -36,9 +39,11 @@ def test_conll2003_sentences_and_entities(shared_data, data_cache):
     assert all(column(splits["test"], "tokens"))
 
 
-def test_ontonotes5_sentences_and_entities(shared_data, data_cache):
+def test_ontonotes5_sentences_and_entities(shared_data, data_cache, caplog):
     data = load(dm.OntoNotes5, shared_data / "ontonotes5", data_cache)
-    splits = {s: data.load_split(s) for s in ("train", "validation", "test")}
+    with caplog.at_level(logging.WARNING, logger="datamodules.conll"):
+        splits = {s: data.load_split(s) for s in ("train", "validation", "test")}
+    assert "looks like IOB1" not in caplog.text
     assert {s: len(d) for s, d in splits.items()} == {"train": 59924, "validation": 8528, "test": 8262}
     assert entities(splits["validation"], data.label_names) == 11066
     assert entities(splits["test"], data.label_names) == 11257
