@@ -1,0 +1,165 @@
+"""`InstructionTuningModule`: the paper's instruction-tuning baseline (Table 2, LLaMA-2-7B, section 3.2).
+
+The causal LM is finetuned (LoRA, the LS configs' settings) to answer the paper's prompt with the label's name:
+each training example is prompt + answer (verbalization + eos, `PromptEncoder(with_response=True)`), and the loss
+is the causal-LM cross-entropy of the answer tokens only: prompt and padding tokens are no targets
+(`decoding.response_cross_entropy`). Evaluation is `PromptedLM`'s: generation parsed into a label, and the
+likelihood of each label's answer. The paper's recipe (batch 16, lr 2e-4, 10k steps under 50k training examples,
+50k above) is in configs/method/instruction_tuning.yaml. NER works the same way, the answer listing the entities.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any, ClassVar, Literal
+
+import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from transformers import get_linear_schedule_with_warmup
+from typing_extensions import override
+
+from core.class_paths import restrict_imports
+from lightning_modules.builders import Finetuning, apply_finetuning, log_trainable
+from lightning_modules.decoding import causal_lm_parts, forward_hidden, response_cross_entropy
+from lightning_modules.prompting import PromptedLM, Reading
+from lightning_modules.prompts import PromptFormatter
+
+
+class InstructionTuningModule(PromptedLM):
+    """Instruction tuning of a causal LM on prompt -> label-name answers; evaluated like `ZeroShotModule`.
+
+    Args:
+        backbone: hub name, folder, `.gguf` file or `pkg://package/file` of the causal LM.
+        backbone_config: config overrides, or (without `backbone`) the whole config of a random LM.
+        prompt: the prompt formatter; None = the paper's prompt (sequence tasks) or `EntityPrompt` (token tasks).
+        chat_template: wrap prompts (and answers) in the tokenizer's chat template; None = where it has one.
+        readings: `generate` and/or `likelihood` (see `PromptedLM`).
+        score_reading: the reading logged as `<split>/score` (checkpoint selection, tables).
+        max_new_tokens: the most tokens generated per answer; None = 32 (classification) or 96 (NER).
+        finetuning: `lora` (adapters) or `full` (every weight).
+        lora_r: LoRA rank (paper: 12).
+        lora_alpha: LoRA scaling alpha (paper: 32).
+        lora_dropout: dropout on the LoRA input (paper: 0.1).
+        lora_target_modules: module names to adapt; None = peft's default (`q_proj`, `v_proj` for LLaMA).
+        attn_implementation: `sdpa`, `eager`, `flash_attention_2`, ...; None = transformers' default.
+        dtype: weights dtype: `float32`, `bfloat16`, `float16` or `auto`.
+        gradient_checkpointing: recompute activations in the backward pass to save memory.
+        backbone_seed: seed of a randomly initialised LM.
+        optimizer: optimizer over the trainable parameters; None = AdamW(lr=2e-4), the paper's instruction tuning.
+        scheduler: learning-rate scheduler (stepped every step); None = linear decay after `warmup_ratio` warm-up.
+        warmup_ratio: fraction of the training steps spent warming up (default scheduler only).
+        task: `sequence` or `token` (linked from the data module).
+        num_labels: number of labels (linked).
+        label_names: label names by id (linked).
+        pad_token_id: the tokenizer's pad id (linked).
+        vocab_size: the tokenizer's vocabulary size (linked).
+    """
+
+    method: ClassVar[str] = "instruction-tuning"
+    with_response: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        backbone: str | None = None,
+        backbone_config: dict[str, Any] | None = None,
+        prompt: PromptFormatter | str | None = None,
+        chat_template: bool | None = None,
+        readings: list[Reading] | None = None,
+        score_reading: Reading = "generate",
+        max_new_tokens: int | None = None,
+        finetuning: Finetuning = "lora",
+        lora_r: int = 12,
+        lora_alpha: int = 32,
+        lora_dropout: float = 0.1,
+        lora_target_modules: list[str] | None = None,
+        attn_implementation: str | None = None,
+        dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32",
+        gradient_checkpointing: bool = False,
+        backbone_seed: int = 0,
+        optimizer: OptimizerCallable | None = None,
+        scheduler: LRSchedulerCallable | None = None,
+        warmup_ratio: float = 0.0,
+        task: Literal["sequence", "token"] = "sequence",
+        num_labels: int = 2,
+        label_names: list[str] | None = None,
+        pad_token_id: int | None = None,
+        vocab_size: int | None = None,
+    ) -> None:
+        super().__init__(
+            backbone, backbone_config, prompt, chat_template, readings, score_reading, max_new_tokens,
+            attn_implementation, dtype, gradient_checkpointing, backbone_seed, task, num_labels, label_names,
+            pad_token_id, vocab_size,
+        )  # fmt: skip
+        if finetuning not in ("lora", "full"):
+            raise ValueError(f"model.finetuning must be lora or full for instruction tuning, got {finetuning!r}")
+        lora = {"r": lora_r, "alpha": lora_alpha, "dropout": lora_dropout, "target_modules": lora_target_modules}
+        self.lm = apply_finetuning(self.lm, finetuning, **lora)
+        log_trainable(self)
+        self.optimizer_factory, self.scheduler_factory, self.warmup_ratio = optimizer, scheduler, warmup_ratio
+        for key in ("optimizer", "scheduler"):
+            if callable(self.hparams.get(key)):
+                self.hparams[key] = None  # a Python callable (not from a config) cannot be stored as data
+        self.strict_loading = False  # checkpoints hold only the trained weights; see on_load_checkpoint
+
+    # ---------------------------------------------------------------------------------------------- training
+    @override
+    def on_fit_start(self) -> None:
+        self.train()  # `from_pretrained` returns a model in eval mode and Lightning keeps modules' modes
+
+    @override
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        body, head = causal_lm_parts(self.lm)
+        hidden = forward_hidden(body, batch["lm_input_ids"], batch["lm_attention_mask"])  # (B, S, H)
+        loss = response_cross_entropy(hidden, head, batch["lm_input_ids"], batch["response_mask"])
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"training loss is {loss.item()} at global step {self.global_step} (batch {batch_idx}, examples "
+                f"{batch['example_ids'].tolist()})"
+            )
+        if getattr(self.trainer._logger_connector, "should_update_logs", True):  # `self.log` costs ~1 ms a call
+            self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=len(hidden))
+        return loss
+
+    @override
+    def configure_optimizers(self) -> Any:
+        params = [p for p in self.parameters() if p.requires_grad]
+        if self.optimizer_factory is not None:
+            optimizer = self.optimizer_factory(params)
+        else:
+            optimizer = torch.optim.AdamW(params, lr=2e-4, weight_decay=0.0)
+        if self.scheduler_factory is not None:
+            scheduler = self.scheduler_factory(optimizer)
+        else:
+            total = self.trainer.estimated_stepping_batches
+            total = int(total) if math.isfinite(total) else 10**9
+            scheduler = get_linear_schedule_with_warmup(optimizer, int(self.warmup_ratio * total), total)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # -------------------------------------------------------------------------------------------- checkpoints
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        """Only what training changes: the LoRA adapters (or every weight when fully finetuned)."""
+        trainable = {name for name, p in self.named_parameters() if p.requires_grad}
+        return {k: v for k, v in self.state_dict().items() if k in trainable}
+
+    @override
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["state_dict"] = self.trainable_state_dict()
+
+    @override
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        missing = set(self.trainable_state_dict()) - set(checkpoint["state_dict"])
+        if missing:
+            raise KeyError(
+                f"checkpoint lacks {len(missing)} trained weights this model needs, e.g. {sorted(missing)[:3]}: "
+                "was it written with another finetuning/LoRA setting?"
+            )
+
+    @classmethod
+    @override
+    def load_from_checkpoint(cls, checkpoint_path: Any, *args: Any, **kwargs: Any) -> InstructionTuningModule:
+        """Lightning's `load_from_checkpoint`, with jsonargparse limited to the allowed packages' classes."""
+        restrict_imports()
+        with warnings.catch_warnings():  # the frozen weights are missing by design; on_load_checkpoint checks
+            warnings.filterwarnings("ignore", message="Found keys that are in the model state dict but not in the")
+            return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)

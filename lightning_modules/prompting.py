@@ -1,0 +1,297 @@
+"""Prompted causal LMs, the paper's LLM baselines: `PromptedLM` (evaluation by two readings of the answer) and
+`ZeroShotModule` (zero-shot prompting of an instruction/chat model; paper Tables 2-4, LLaMA-2-chat).
+
+The data module's examples become prompts through the model's `PromptEncoder` (`example_encoder()`, see
+`core.encoding`): the paper's prompt for classification, an entity-list prompt for NER (`lightning_modules.prompts`),
+in the tokenizer's chat template where it has one. Every validation/test batch is prefilled once, then read twice
+(`lightning_modules.decoding`):
+- `generate`: greedy decoding with the KV cache (batched, left padding, until eos or `max_new_tokens`); the text
+  is parsed into a label (`answers.parse_label`; an answer naming no label or several is wrong and counted in
+  `<split>/invalid_rate`) or into entities mapped to BIO tags (`answers.entities_to_tags`, scored by seqeval;
+  unreadable answers counted in `invalid_rate`, entities not in the sentence in `unmatched_rate`);
+- `likelihood` (classification only): each label's answer (its verbalization + eos) scored by its summed token
+  log-probabilities after the prompt; the best one is the prediction (never invalid).
+Logged like `LabelSupervisedModule`, so results tables collect these runs beside LS ones: `<split>/score` and
+`<split>/acc`, `<split>/f1` (sequence) or seqeval's `f1`, `precision`, `recall`, `word_acc`, `f1_<TYPE>` (token)
+of the `score_reading`; per reading `gen_acc`/`gen_f1`, `ll_acc`/`ll_f1`; speed `examples_per_s` (both readings),
+`gen_examples_per_s`, `ll_examples_per_s` (prefill + that reading). `test` writes `test_examples.csv` (the scored
+reading, as label supervision does) and `test_answers.jsonl` (every generated answer and how it was read).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import torch
+from lightning.pytorch import LightningModule
+from torch import nn
+from torchmetrics import MeanMetric
+from transformers import AutoModelForCausalLM
+from typing_extensions import override
+
+from core.class_paths import from_spec, to_spec
+from lightning_modules.answer_metrics import AnswerMetrics
+from lightning_modules.builders import build_backbone
+from lightning_modules.decoding import causal_lm_parts, greedy_generate, prefill, score_answers
+from lightning_modules.metrics import ClassificationMetrics, SeqevalMetrics
+from lightning_modules.prompt_encoder import PromptEncoder, right_pad
+from lightning_modules.prompts import PROMPTS, ClassificationPrompt, EntityPrompt, PromptFormatter
+
+log = logging.getLogger(__name__)
+
+Reading = Literal["generate", "likelihood"]
+SHORT = {"generate": "gen", "likelihood": "ll"}  # metric name prefixes of the readings
+HEADLINE = {"sequence": ("acc", "f1"), "token": ("f1",)}  # what is logged per reading
+
+
+class PromptedLM(LightningModule):
+    """A causal LM evaluated on prompts made from a data module's examples (see the module docstring).
+
+    Args:
+        backbone: hub name, folder, `.gguf` file or `pkg://package/file` of the causal LM (with its LM head);
+            None = a random one from `backbone_config`.
+        backbone_config: config overrides, or (without `backbone`) the whole config of a random LM.
+        prompt: the prompt formatter (`classification`, `entities`, or a class_path); None = the paper's prompt
+            (`ClassificationPrompt`) for sequence tasks, `EntityPrompt` for token tasks.
+        chat_template: wrap prompts in the tokenizer's chat template; None = where the tokenizer has one.
+        readings: how answers are read: `generate` (greedy text, parsed) and/or `likelihood` (best-scoring label;
+            sequence tasks only).
+        score_reading: the reading logged as `<split>/score` (and `acc`/`f1`): checkpoint selection, tables.
+        max_new_tokens: the most tokens generated per answer; None = 32 for classification, 96 for NER.
+        attn_implementation: `sdpa`, `eager`, `flash_attention_2`, ...; None = transformers' default.
+        dtype: weights dtype: `float32`, `bfloat16`, `float16` or `auto`.
+        gradient_checkpointing: recompute activations in the backward pass to save memory (training only).
+        backbone_seed: seed of a randomly initialised LM.
+        task: `sequence` or `token` (linked from the data module).
+        num_labels: number of labels (linked).
+        label_names: label names by id (linked).
+        pad_token_id: the tokenizer's pad id (linked).
+        vocab_size: the tokenizer's vocabulary size (linked).
+    """
+
+    method: ClassVar[str] = "prompting"
+    with_response: ClassVar[bool] = False  # whether batches also hold prompt + answer (training)
+
+    def __init__(
+        self,
+        backbone: str | None = None,
+        backbone_config: dict[str, Any] | None = None,
+        prompt: PromptFormatter | str | None = None,
+        chat_template: bool | None = None,
+        readings: list[Reading] | None = None,
+        score_reading: Reading = "generate",
+        max_new_tokens: int | None = None,
+        attn_implementation: str | None = None,
+        dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32",
+        gradient_checkpointing: bool = False,
+        backbone_seed: int = 0,
+        task: Literal["sequence", "token"] = "sequence",
+        num_labels: int = 2,
+        label_names: list[str] | None = None,
+        pad_token_id: int | None = None,
+        vocab_size: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.label_names = list(label_names) if label_names else [str(i) for i in range(num_labels)]
+        if len(self.label_names) != num_labels:
+            raise ValueError(f"model.label_names has {len(self.label_names)} names but num_labels={num_labels}")
+        self.task, self.num_labels = task, num_labels
+        self.outside = self.label_names.index("O") if task == "token" and "O" in self.label_names else None
+        if task == "token" and self.outside is None:
+            raise ValueError(f"token classification needs an 'O' tag in label_names, got {self.label_names}")
+        self.prompt = self._build_prompt(prompt, task)
+        self.readings, self.score_reading = self._check_readings(readings, score_reading, task)
+        self.max_new_tokens = max_new_tokens or (32 if task == "sequence" else 96)
+        self.lm = build_backbone(
+            backbone,
+            backbone_config,
+            dtype=dtype,
+            attn_implementation=attn_implementation,
+            seed=backbone_seed,
+            pad_token_id=pad_token_id,
+            vocab_size=vocab_size,
+            gradient_checkpointing=gradient_checkpointing,
+            auto_class=AutoModelForCausalLM,
+        )
+        self.encoder = PromptEncoder(self.prompt, chat_template, with_response=self.with_response)
+        self.hparams["prompt"] = to_spec(self.prompt)  # rebuilt from data, like the LS module's mask and pooling
+        self.eval_metrics = nn.ModuleDict({split: self._metrics() for split in ("val", "test")})
+        self._clock: dict[str, float] = {}
+        self._answers: list[dict[str, Any]] = []
+
+    @staticmethod
+    def _build_prompt(prompt: PromptFormatter | str | None, task: str) -> PromptFormatter:
+        formatter = from_spec(prompt, PromptFormatter, "model.prompt", PROMPTS) if prompt else None
+        formatter = formatter or (ClassificationPrompt() if task == "sequence" else EntityPrompt())
+        if formatter.task != task:
+            raise ValueError(f"model.prompt {formatter!r} is for {formatter.task} tasks, the data is a {task} task")
+        return formatter
+
+    @staticmethod
+    def _check_readings(readings: list[str] | None, score_reading: str, task: str) -> tuple[list[str], str]:
+        readings = list(readings or ["generate", "likelihood"])
+        unknown = set(readings) - set(SHORT)
+        if unknown or not readings:
+            raise ValueError(f"model.readings must be a non-empty list of generate/likelihood, got {readings}")
+        if task == "token" and "likelihood" in readings:
+            log.info("model.readings: `likelihood` reads labels of sequence tasks only; NER is read by generation")
+            readings = [r for r in readings if r != "likelihood"] or ["generate"]
+            score_reading = "generate"
+        if score_reading not in readings:
+            raise ValueError(f"model.score_reading {score_reading!r} is not among model.readings {readings}")
+        return readings, score_reading
+
+    def _metrics(self) -> nn.ModuleDict:
+        if self.task == "token":
+            metrics: dict[str, nn.Module] = {"generate": SeqevalMetrics(self.label_names), "unmatched": MeanMetric()}
+        else:
+            metrics = {"generate": AnswerMetrics(self.num_labels), "likelihood": ClassificationMetrics(self.num_labels)}
+        return nn.ModuleDict({**metrics, "invalid": MeanMetric()})
+
+    def example_encoder(self) -> PromptEncoder:
+        """How the data module encodes and batches the examples for this model (`core.encoding`)."""
+        return self.encoder
+
+    @override
+    def setup(self, stage: str) -> None:
+        tokenizer = getattr(getattr(self.trainer, "datamodule", None), "tokenizer", None)
+        if tokenizer is not None:
+            self.encoder.bind(tokenizer)  # the data's tokenizer decodes the answers
+
+    # ------------------------------------------------------------------------------------------ evaluation
+    def _tick(self, key: str, start: float) -> float:
+        now = time.perf_counter()
+        self._clock[key] = self._clock.get(key, 0.0) + now - start
+        return now
+
+    def _eval_step(self, batch: dict[str, Any], split: str) -> None:
+        metrics, start = self.eval_metrics[split], time.perf_counter()
+        body, head = causal_lm_parts(self.lm)
+        prefix = prefill(body, head, batch["input_ids"], batch["attention_mask"], batch.get("prefix_ids"))
+        now = self._tick("prefill", start)
+        records: list[dict[str, Any]] = [{"example_id": i} for i in batch["example_ids"].tolist()]
+        if "likelihood" in self.readings:
+            preds = score_answers(body, head, prefix, batch["answer_ids"], batch["answer_mask"]).argmax(-1)  # (B,)
+            metrics["likelihood"].update(preds, batch["labels"], batch["example_ids"])
+            now = self._tick("likelihood", now)
+            for record, pred in zip(records, preds.tolist()):
+                record["pred_likelihood"] = pred
+        if "generate" in self.readings:
+            ids = greedy_generate(body, head, prefix, self.max_new_tokens, self.encoder.stop_ids())
+            answers = self.encoder.decode(ids)
+            now = self._tick("generate", now)
+            read = self._read_labels if self.task == "sequence" else self._read_entities
+            for record, extra in zip(records, read(answers, batch, metrics)):
+                record.update(extra)
+        self._clock["examples"] = self._clock.get("examples", 0) + len(records)
+        if split == "test":
+            self._answers += records
+
+    def _read_labels(self, answers: list[str], batch: dict[str, Any], metrics: nn.ModuleDict) -> list[dict]:
+        """Parse the answers into label ids (`num_labels` = invalid) and update the metrics."""
+        parsed = [self.prompt.parse(answer, self.label_names) for answer in answers]
+        preds = torch.tensor([label if label is not None else self.num_labels for label, _ in parsed])  # (B,)
+        preds = preds.to(batch["labels"].device)
+        metrics["generate"].update(preds, batch["labels"], batch["example_ids"])
+        metrics["invalid"].update((preds == self.num_labels).float())
+        outcomes = zip(answers, preds.tolist(), parsed)
+        return [{"answer": answer, "pred_generate": pred, "read_as": why} for answer, pred, (_, why) in outcomes]
+
+    def _read_entities(self, answers: list[str], batch: dict[str, Any], metrics: nn.ModuleDict) -> list[dict]:
+        """Map the answers to word-level tags `(B, W)` (words beyond `num_words` are `O`) and update the metrics."""
+        rows, records = [], []
+        for answer, words, shown in zip(answers, batch["words"], batch["num_words"].tolist()):
+            tags, parsed, unmatched = self.prompt.parse(answer, words[:shown], self.label_names)
+            rows.append(tags + [self.outside] * (len(words) - shown))
+            if parsed.entities:
+                metrics["unmatched"].update(torch.tensor(unmatched / len(parsed.entities)), len(parsed.entities))
+            records.append({"answer": answer, "valid": parsed.valid, "entities": len(parsed.entities),
+                            "unmatched": unmatched, "ignored_lines": parsed.ignored_lines})  # fmt: skip
+        preds = right_pad(rows, self.outside).to(batch["word_labels"].device)  # (B, W)
+        metrics["generate"].update(preds, batch["word_labels"], batch["example_ids"])
+        metrics["invalid"].update(torch.tensor([not r["valid"] for r in records], dtype=torch.float))
+        return records
+
+    @override
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    @override
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    @override
+    def on_validation_epoch_start(self) -> None:
+        self._clock = {}
+
+    @override
+    def on_test_epoch_start(self) -> None:
+        self._clock, self._answers = {}, []
+
+    @override
+    def on_validation_epoch_end(self) -> None:
+        self._log_metrics("val")
+
+    @override
+    def on_test_epoch_end(self) -> None:
+        self._log_metrics("test")
+
+    def _log_metrics(self, split: str) -> None:
+        metrics = self.eval_metrics[split]
+        results = {reading: metrics[reading].compute() for reading in self.readings}
+        values = {f"{split}/{name}": value for name, value in results[self.score_reading].items()}
+        values[f"{split}/score"] = values[f"{split}/{HEADLINE[self.task][0]}"]
+        for reading, result in results.items():
+            values.update({f"{split}/{SHORT[reading]}_{name}": result[name] for name in HEADLINE[self.task]})
+        for name in ("invalid", "unmatched"):
+            if name in metrics and metrics[name].update_called:
+                values[f"{split}/{name}_rate"] = metrics[name].compute()
+        values.update(self._speeds(split))
+        self.log_dict(values, sync_dist=False)
+        if split == "test":
+            self._write_outcomes(metrics[self.score_reading])
+        for metric in metrics.values():
+            metric.reset()
+
+    def _speeds(self, split: str) -> dict[str, float]:
+        """Examples per second of this process: both readings, and prefill + each reading on its own."""
+        clock, examples = self._clock, self._clock.get("examples", 0)
+        total = clock.get("prefill", 0.0) + sum(clock.get(reading, 0.0) for reading in self.readings)
+        speeds = {f"{split}/examples_per_s": examples / total} if total > 0 else {}
+        for reading in self.readings:
+            seconds = clock.get("prefill", 0.0) + clock.get(reading, 0.0)
+            if seconds > 0:
+                speeds[f"{split}/{SHORT[reading]}_examples_per_s"] = examples / seconds
+        return speeds
+
+    def _write_outcomes(self, metric: Any) -> None:
+        """`test_examples.csv` (per example: outcome of the scored reading, as label supervision writes it) and
+        `test_answers.jsonl` (per example: the generated answer, how it was read, the likelihood's label)."""
+        with metric.sync_context():  # the whole test set under DDP
+            rows = metric.example_rows()
+        trainer = self._trainer
+        logged = trainer is not None and trainer.loggers and not trainer.fast_dev_run
+        log_dir = trainer.log_dir if logged else None
+        if not rows or log_dir is None or not trainer.is_global_zero:
+            return
+        folder = Path(log_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        with (folder / "test_examples.csv").open("w", newline="") as file:
+            writer = csv.DictWriter(file, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        answers = sorted({r["example_id"]: r for r in self._answers}.values(), key=lambda r: r["example_id"])
+        (folder / "test_answers.jsonl").write_text("".join(json.dumps(r) + "\n" for r in answers))
+
+
+class ZeroShotModule(PromptedLM):
+    """Zero-shot prompting of an instruction/chat model (paper: LLaMA-2-chat 7B/13B): nothing trains, so `python
+    main.py test` (or `validate`) runs it without `fit`. The arguments are `PromptedLM`'s."""
+
+    method = "zero-shot"
