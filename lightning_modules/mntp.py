@@ -1,0 +1,346 @@
+r"""MaskedNextTokenModule: a bidirectional adaptation stage (masked next-token prediction, MNTP) before label
+supervision.
+
+LS-unLLaMA removes a decoder's causal mask and trains on the labels at once, so the decoder has to learn to use
+attention it never had while it learns the task; on small budgets that cost more than it gave (experiments/LOG.md).
+LLM2Vec (BehnamGhader et al., 2024) first teaches the unmasked decoder on plain text: the causal mask removed, a part
+of the tokens masked, each masked token predicted by the language-model head from the state one position to its left
+(as the decoder was pretrained to predict), with LoRA. This module is that stage, run like any other:
+
+    python main.py fit --config configs/trainer/default.yaml --config configs/data/conll2003.yaml \
+        --config configs/backbone/smollm2-135m.yaml --config configs/adapt/mntp.yaml
+    # writes <log dir>/adapter/ (or model.adapter_dir): peft's adapter files + adapter_info.json
+    python main.py fit ... --config configs/method/ls_unllama.yaml --model.init_args.init_adapter=<that folder>
+
+The text is the data module's own examples with their labels unused (or any text file: `datamodules.PlainText`);
+masking, targets and the choice of mask token are in `lightning_modules.mntp_data`. The mask strategy
+(`BidirectionalMask` by default) is checked by the attention probe on the decoder before training, as in
+`LabelSupervisedModule`. Validation and test report the masked tokens' loss and top-1 accuracy (`val/score`) on
+masks that are the same at every evaluation. Checkpoints hold the LoRA weights only; `save_adapter(folder)` writes
+the adapter of any loaded checkpoint (`MaskedNextTokenModule.load_from_checkpoint(path).save_adapter(folder)`), and
+the end of `fit` writes the final weights' adapter by itself. Label supervision merges it into the backbone and
+trains a fresh LoRA and head (`LabelSupervisedModule(init_adapter=...)`, `builders.merge_adapter`).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import warnings
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from lightning.pytorch import LightningModule
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torchmetrics import MeanMetric
+from transformers import AutoModelForCausalLM, get_linear_schedule_with_warmup
+from typing_extensions import override
+
+from core.class_paths import from_spec, restrict_imports, to_spec
+from lightning_modules.attention_masks import MASKS, AttentionMaskStrategy, is_encoder
+from lightning_modules.attention_probe import probe_length, verify_attention
+from lightning_modules.builders import ADAPTER_INFO, apply_lora, backbone_fingerprint, build_backbone, log_trainable
+from lightning_modules.mntp_data import MaskedTextEncoder, mntp_loss
+
+log = logging.getLogger(__name__)
+
+
+class MaskedNextTokenModule(LightningModule):
+    """Masked next-token prediction with LoRA on a decoder whose causal mask is removed (LLM2Vec's MNTP).
+
+    Args:
+        backbone: hub name, local folder, `.gguf` file or `pkg://package/file` of the pretrained decoder (loaded with
+            its language-model head); None to build a random one from `backbone_config`.
+        backbone_config: with `backbone`, config attributes to override; without it, the whole config of a
+            random decoder (`model_type` plus its arguments).
+        mask: attention-mask strategy (a registered name such as `bidirectional`, or a strategy object such as
+            `BidirectionalFromLayer`); checked by the attention probe before training.
+        mask_probability: chance of each maskable token to be masked (LLM2Vec: 0.2 for LLaMA-family models).
+        mask_token: the token (e.g. `_`) or id that replaces masked tokens; None = the tokenizer's mask token, else a
+            free special token (rule: `lightning_modules.mntp_data.resolve_mask_token`).
+        random_token_fraction: part of the masked tokens replaced by a random token instead (BERT, LLM2Vec's
+            LLaMA configs: 0.1; 0 = always the mask token, LLM2Vec's Mistral config).
+        keep_token_fraction: part of the masked tokens left unchanged, still predicted (BERT: 0.1).
+        finetuning: `lora` (the adapter is what the next stage starts from).
+        lora_r: LoRA rank (LLM2Vec: 16).
+        lora_alpha: LoRA scaling alpha (LLM2Vec: 32).
+        lora_dropout: dropout on the LoRA input (LLM2Vec: 0.05).
+        lora_target_modules: module names to adapt; None = peft's default for the architecture (`q_proj`,
+            `v_proj` for LLaMA); LLM2Vec adapts all seven projections of attention and MLP.
+        attn_implementation: `sdpa`, `eager`, `flash_attention_2`, `flex_attention`; None = transformers' default.
+        dtype: dtype of the frozen weights: `float32`, `bfloat16`, `float16` or `auto`.
+        gradient_checkpointing: recompute activations in the backward pass to save memory.
+        backbone_seed: seed of a randomly initialised backbone, so a checkpoint can rebuild its frozen weights.
+        optimizer: optimizer over the LoRA weights; None = AdamW(lr=5e-5), LLM2Vec's (transformers' default).
+        scheduler: learning-rate scheduler (stepped every optimizer step); None = linear decay to zero after
+            `warmup_ratio` of linear warm-up.
+        warmup_ratio: fraction of the training steps spent warming up (default scheduler only).
+        adapter_dir: where the end of `fit` writes the adapter; None = `<log dir>/adapter` (nothing without a
+            logger or under `fast_dev_run`).
+        verify_mask: run the attention probe on the training/evaluation device before the first step.
+        task: `sequence` or `token` (linked from the data module; token tasks' words are joined by spaces).
+        num_labels: linked from the data module; unused (MNTP needs no labels).
+        label_names: linked from the data module; unused.
+        pad_token_id: the tokenizer's pad id (linked from the data module).
+        vocab_size: the tokenizer's vocabulary size (linked; sizes random backbones, checked against others).
+    """
+
+    method = "mntp"
+
+    def __init__(
+        self,
+        backbone: str | None = None,
+        backbone_config: dict[str, Any] | None = None,
+        mask: AttentionMaskStrategy | str = "bidirectional",
+        mask_probability: float = 0.2,
+        mask_token: str | int | None = None,
+        random_token_fraction: float = 0.1,
+        keep_token_fraction: float = 0.1,
+        finetuning: Literal["lora"] = "lora",
+        lora_r: int = 16,
+        lora_alpha: int = 32,
+        lora_dropout: float = 0.05,
+        lora_target_modules: list[str] | None = None,
+        attn_implementation: str | None = None,
+        dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32",
+        gradient_checkpointing: bool = False,
+        backbone_seed: int = 0,
+        optimizer: OptimizerCallable | None = None,
+        scheduler: LRSchedulerCallable | None = None,
+        warmup_ratio: float = 0.0,
+        adapter_dir: str | None = None,
+        verify_mask: bool = True,
+        task: Literal["sequence", "token"] = "sequence",
+        num_labels: int = 2,
+        label_names: list[str] | None = None,
+        pad_token_id: int | None = None,
+        vocab_size: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        if finetuning != "lora":
+            raise ValueError(f"model.finetuning must be lora for MNTP (its adapter is the output), got {finetuning!r}")
+        # settings and the injected strategy first: a bad value fails before any weight is loaded
+        self.text_encoder = MaskedTextEncoder(mask_token, mask_probability, random_token_fraction, keep_token_fraction)
+        strategy = from_spec(mask, AttentionMaskStrategy, "model.mask", MASKS)
+        self.pad_token_id, self.adapter_dir, self.warmup_ratio = pad_token_id, adapter_dir, warmup_ratio
+        self.verify_mask_enabled = verify_mask
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        lm = build_backbone(
+            backbone,
+            backbone_config,
+            dtype=dtype,
+            attn_implementation=attn_implementation,
+            seed=backbone_seed,
+            pad_token_id=pad_token_id,
+            vocab_size=vocab_size,
+            gradient_checkpointing=gradient_checkpointing,
+            auto_class=AutoModelForCausalLM,
+        )
+        if is_encoder(lm):
+            raise ValueError(f"MNTP adapts decoders; {lm.config.model_type!r} is a bidirectional encoder already")
+        self.mask = copy.deepcopy(strategy)  # a private copy: a strategy may hold hooks on its model
+        self.mask.apply(lm)
+        self.lm = apply_lora(lm, lora_r, lora_alpha, lora_dropout, lora_target_modules)
+        log_trainable(self)
+        self.hparams["mask"] = to_spec(self.mask)
+        for key in ("optimizer", "scheduler"):
+            if callable(self.hparams.get(key)):
+                self.hparams[key] = None  # a Python callable (not from a config) cannot be stored as data
+        self.strict_loading = False  # checkpoints hold only the LoRA weights; see on_load_checkpoint
+        self._verified_on: set[str] = set()
+        self.val_loss, self.val_acc = MeanMetric(), MeanMetric()
+        self.test_loss, self.test_acc = MeanMetric(), MeanMetric()
+
+    def example_encoder(self) -> MaskedTextEncoder:
+        """How the data module encodes and batches its examples for this model (`core.encoding`)."""
+        return self.text_encoder
+
+    # ------------------------------------------------------------------------------------------------ forward
+    def hidden_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **kwargs: Any) -> Any:
+        """Run the decoder stack without its head (LoRA active); returns transformers' output
+        (`last_hidden_state (B, T, H)`, ...). Positions count real tokens, so left and right padding agree."""
+        positions = (attention_mask.long().cumsum(-1) - 1).clamp_min(0)  # (B, T)
+        decoder = self.lm.get_base_model().get_decoder()
+        return decoder(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions, **kwargs)
+
+    @override
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`(mean loss, logits (N, V), targets (N,))` of the `N` masked tokens, each predicted from position i-1.
+
+        Args:
+            input_ids: `(B, T)` masked token ids.
+            attention_mask: `(B, T)`, 1 = real token, 0 = pad.
+            labels: `(B, T)` original ids at masked positions, -100 elsewhere.
+        """
+        hidden = self.hidden_states(input_ids, attention_mask).last_hidden_state  # (B, T, H)
+        loss, logits, targets = mntp_loss(hidden, labels, self.lm.get_output_embeddings())
+        if not len(targets):  # nothing maskable in the batch (one-token texts): a zero loss that still has a graph
+            loss = logits.float().sum()
+        return loss, logits, targets
+
+    def verify_mask(self) -> dict[str, list[float]]:
+        """Probe the decoder on its current device: raises if the mask strategy did not take effect."""
+        device = next(self.lm.parameters()).device
+        report = verify_attention(
+            lambda ids, mask: self.hidden_states(ids, mask, output_hidden_states=True).hidden_states,
+            self.mask,
+            module=self,
+            vocab_size=self.lm.get_input_embeddings().num_embeddings,
+            pad_token_id=self.pad_token_id if self.pad_token_id is not None else 0,
+            device=device,
+            attn_implementation=self.lm.config._attn_implementation,
+            length=probe_length(self.lm.config),
+        )
+        self._verified_on.add(str(device))
+        log.info("attention probe passed for %r on %s", self.mask, device)
+        return report
+
+    def _verify_once(self) -> None:
+        if self.verify_mask_enabled and str(self.device) not in self._verified_on:
+            self.verify_mask()
+
+    @override
+    def on_fit_start(self) -> None:
+        self.train()  # from_pretrained returns eval mode; LoRA dropout should train
+        self._verify_once()
+
+    @override
+    def on_validation_start(self) -> None:
+        self._verify_once()
+
+    @override
+    def on_test_start(self) -> None:
+        self._verify_once()
+
+    # ---------------------------------------------------------------------------------------------- steps
+    def _step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self(batch["input_ids"], batch["attention_mask"], batch["labels"])
+
+    @override
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss, _, targets = self._step(batch)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"MNTP loss is {loss.item()} at global step {self.global_step} (batch {batch_idx}, examples "
+                f"{batch['example_ids'].tolist()})"
+            )
+        if getattr(self.trainer._logger_connector, "should_update_logs", True):
+            self.log("train/loss", loss, on_step=True, on_epoch=False, prog_bar=True, batch_size=max(len(targets), 1))
+        return loss
+
+    def _eval_step(self, batch: dict[str, torch.Tensor], losses: MeanMetric, accuracies: MeanMetric) -> None:
+        loss, logits, targets = self._step(batch)
+        if len(targets):  # weighted by masked tokens: the split's mean over all of them
+            losses.update(loss.detach(), weight=len(targets))
+            accuracies.update((logits.argmax(-1) == targets).float().mean(), weight=len(targets))
+
+    @override
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, self.val_loss, self.val_acc)
+
+    @override
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, self.test_loss, self.test_acc)
+
+    def _log_split(self, split: str, losses: MeanMetric, accuracies: MeanMetric) -> None:
+        if not accuracies.update_count:
+            return
+        accuracy = accuracies.compute()
+        self.log_dict({f"{split}/loss": losses.compute(), f"{split}/acc": accuracy})
+        self.log(f"{split}/score", accuracy, prog_bar=True)  # the headline: masked-token top-1 accuracy
+        losses.reset()
+        accuracies.reset()
+
+    @override
+    def on_validation_epoch_end(self) -> None:
+        self._log_split("val", self.val_loss, self.val_acc)
+
+    @override
+    def on_test_epoch_end(self) -> None:
+        self._log_split("test", self.test_loss, self.test_acc)
+
+    # ----------------------------------------------------------------------------------------- optimisation
+    @override
+    def configure_optimizers(self) -> Any:
+        params = [p for p in self.parameters() if p.requires_grad]
+        if self.optimizer_factory is not None:
+            optimizer = self.optimizer_factory(params)
+        else:
+            optimizer = torch.optim.AdamW(params, lr=5e-5, weight_decay=0.0)
+        if self.scheduler_factory is not None:
+            scheduler = self.scheduler_factory(optimizer)
+        else:
+            total = self.trainer.estimated_stepping_batches
+            total = int(total) if math.isfinite(total) else 10**9
+            scheduler = get_linear_schedule_with_warmup(optimizer, int(self.warmup_ratio * total), total)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # --------------------------------------------------------------------------------------- the adapter
+    def save_adapter(self, folder: str | Path) -> Path:
+        """Write the LoRA adapter (peft's `adapter_config.json` + `adapter_model.safetensors`) and `adapter_info.json`
+        (the backbone's fingerprint, checked when label supervision merges it; the masking settings; the step).
+
+        Args:
+            folder: the adapter folder (created; files of the same names are replaced).
+        """
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.lm.save_pretrained(str(folder))
+        settings = ("backbone", "backbone_config", "backbone_seed", "mask_probability", "mask_token")
+        info = {"method": self.method, **{key: self.hparams.get(key) for key in settings}}
+        info.update(
+            mask=to_spec(self.mask),
+            random_token_fraction=self.text_encoder.random_fraction,
+            keep_token_fraction=self.text_encoder.keep_fraction,
+            mask_token_id=self.text_encoder.mask_token_id,
+            global_step=self.global_step if self._trainer is not None else None,
+            backbone_fingerprint=backbone_fingerprint(self.lm),
+        )
+        (folder / ADAPTER_INFO).write_text(json.dumps(info, indent=2, default=str) + "\n")
+        log.info("MNTP adapter written to %s", folder)
+        return folder
+
+    @override
+    def on_fit_end(self) -> None:
+        trainer = self.trainer
+        folder = self.adapter_dir
+        if folder is None and trainer.loggers and not trainer.fast_dev_run and trainer.log_dir is not None:
+            folder = str(Path(trainer.log_dir) / "adapter")
+        if folder is None:
+            log.info("no model.adapter_dir and no log folder: the adapter was not written (see save_adapter)")
+        elif trainer.is_global_zero:
+            self.save_adapter(folder)
+
+    # -------------------------------------------------------------------------------------------- checkpoints
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        """Only what training changes: the LoRA weights."""
+        trainable = {name for name, p in self.named_parameters() if p.requires_grad}
+        return {k: v for k, v in self.state_dict().items() if k in trainable}
+
+    @override
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["state_dict"] = self.trainable_state_dict()
+
+    @override
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        missing = set(self.trainable_state_dict()) - set(checkpoint["state_dict"])
+        if missing:
+            raise KeyError(
+                f"checkpoint lacks {len(missing)} LoRA weights this model needs, e.g. {sorted(missing)[:3]}: was it "
+                "written with another LoRA setting (lora_r, lora_target_modules)?"
+            )
+
+    @classmethod
+    @override
+    def load_from_checkpoint(cls, checkpoint_path: Any, *args: Any, **kwargs: Any) -> MaskedNextTokenModule:
+        """Lightning's `load_from_checkpoint` with jsonargparse limited to the allowed packages (`core.class_paths`)."""
+        restrict_imports()
+        with warnings.catch_warnings():  # the frozen weights are missing by design; on_load_checkpoint checks
+            warnings.filterwarnings("ignore", message="Found keys that are in the model state dict but not in the")
+            return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
