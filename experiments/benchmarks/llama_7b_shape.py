@@ -7,10 +7,9 @@
     python -m experiments.benchmarks.llama_7b_shape --weights fp32-autocast --attn flash_attention_2
     python -m experiments.benchmarks.llama_7b_shape --shape tiny --device cpu   # seconds: the variant the tests run
 
-The backbone is built on the meta device and materialised directly in its weight dtype on the target device
-(`to_empty` + a normal(0, 0.02) init, norms at 1, rotary frequencies recomputed): no download and no fp32 copy.
-It goes through `LabelSupervisedModule` (mask strategy, last-token pooling head, peft LoRA, `_step`) by
-overriding only `_build_backbone`, because `hub.load_backbone` builds random backbones in fp32 on the CPU first.
+The backbone is a random one of the shape, built by `LabelSupervisedModule` itself (mask strategy, last-token
+pooling head, peft LoRA, `_step`) under `torch.device(--device)`: its weights are drawn directly on the device in
+their dtype (no download, no CPU or fp32 copy). `--weights nf4` loads it quantized (QLoRA, `model.quantization`).
 Every setting is trained for a few steps at batch 8 on random tokens (no padding) with AdamW under bf16 autocast
 (the CLI's `bf16-mixed` on a GPU); the attention probe runs first, so a bidirectional row is truly bidirectional.
 
@@ -35,10 +34,7 @@ import warnings
 from typing import Any
 
 import torch
-from torch import nn
-from transformers import AutoConfig, AutoModel
 
-from core.hub import DTYPES
 from experiments.benchmarks import common
 from lightning_modules import BidirectionalMask, CausalMask, LabelSupervisedModule
 
@@ -59,6 +55,15 @@ SHAPES = {
         "num_hidden_layers": 40,
         "num_attention_heads": 40,
         "num_key_value_heads": 40,
+        "vocab_size": 32000,
+    },
+    "70b": {  # LLaMA-2-70B: grouped-query attention, 8 key/value heads
+        "model_type": "llama",
+        "hidden_size": 8192,
+        "intermediate_size": 28672,
+        "num_hidden_layers": 80,
+        "num_attention_heads": 64,
+        "num_key_value_heads": 8,
         "vocab_size": 32000,
     },
     "tiny": dict(common.TINY_LLAMA, vocab_size=32000),
@@ -95,8 +100,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--weights",
         nargs="+",
         default=["bf16"],
-        choices=["bf16", "fp32-autocast"],
-        help="bf16 weights (LoRA and head fp32), or fp32 weights with bf16 autocast",
+        choices=["bf16", "fp32-autocast", "nf4"],
+        help="bf16 weights (LoRA and head fp32), fp32 weights with bf16 autocast, or NF4 (QLoRA; bitsandbytes)",
     )
     parser.add_argument(
         "--layers",
@@ -183,71 +188,89 @@ def memory_budget(shape_name: str, r: int = 12) -> list[dict[str, Any]]:
     return rows
 
 
-# ------------------------------------------------------------------------------------------------ building
-class MetaInitModule(LabelSupervisedModule):
-    """`LabelSupervisedModule` whose random backbone is built on the meta device and materialised on `build_device`
-    directly in `dtype` (the CLI's `load_backbone` builds in fp32 on the CPU, then casts: 27 GB of RAM for 7B).
+# NF4 with double quantization (QLoRA): 4 bits per weight, an 8-bit scale per block of 64 weights, and an fp32
+# scale per 256 of those blocks. Weights outside the linear layers (embeddings, norms) stay unquantized and are upcast
+# to fp32 by peft's prepare_model_for_kbit_training.
+NF4_BYTES_PER_WEIGHT = 0.5 + 1 / 64 + 4 / (64 * 256)
+GIB_24 = 24e9 / 2**30  # a "24 GB" card: 22.35 GiB, of which ~1 GiB goes to the CUDA context and allocator slack
 
-    Args:
-        build_device: where the backbone's weights are allocated.
-        **kwargs: `LabelSupervisedModule` arguments (`backbone_config` = the whole config, `dtype`, ...).
+
+def activation_bytes(shape: dict[str, Any], batch: int, seq: int, lora_targets: int, checkpointing: bool) -> float:
+    """Bytes of activations kept for the backward of a LoRA step in bf16 (sdpa/flash attention, no T x T matrix).
+
+    Per layer, with s*b*h = tokens x hidden and s*b*i = tokens x MLP width: the two RMSNorm inputs in fp32 (8 sbh),
+    q, k, v and the attention output (8 sbh), each LoRA target's dropout output and mask (3 sbh), the SwiGLU gate,
+    up and activation outputs (6 sbi); frozen linear layers keep no input (they need no weight gradient). With
+    gradient checkpointing each layer keeps only its input (2 sbh) and one layer is recomputed at a time.
     """
-
-    def __init__(self, build_device: str = "cpu", **kwargs: Any) -> None:
-        object.__setattr__(self, "build_device", build_device)  # needed by _build_backbone, before nn.Module init
-        super().__init__(**kwargs)
-
-    def _build_backbone(self) -> nn.Module:
-        hp = self.hparams
-        options = dict(hp.backbone_config)
-        config = AutoConfig.for_model(options.pop("model_type"), pad_token_id=hp.pad_token_id, **options)
-        with torch.device("meta"):
-            model = AutoModel.from_config(config, dtype=DTYPES[hp.dtype], attn_implementation=hp.attn_implementation)
-        model.to_empty(device=self.build_device)
-        initialise(model, hp.backbone_seed)
-        if hp.gradient_checkpointing:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        model.config.use_cache = False
-        return model
+    tokens = batch * seq
+    sbh, sbi = tokens * shape["hidden_size"], tokens * shape["intermediate_size"]
+    per_layer = sbh * (16 + 3 * lora_targets) + 6 * sbi
+    layers = shape["num_hidden_layers"]
+    return layers * 2 * sbh + per_layer if checkpointing else layers * per_layer
 
 
-@torch.no_grad()
-def initialise(model: nn.Module, seed: int) -> None:
-    """Random weights in place: matrices normal(0, 0.02), norm weights 1, rotary frequencies recomputed."""
-    generator = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
-    for parameter in model.parameters():
-        if parameter.ndim >= 2:
-            parameter.normal_(0.0, 0.02, generator=generator)
-        else:
-            parameter.fill_(1.0)
-    for module in model.modules():
-        if hasattr(module, "inv_freq") and hasattr(module, "config"):
-            fresh = type(module)(module.config)  # small: built on the CPU, copied into the materialised buffers
-            module.inv_freq.copy_(fresh.inv_freq)
-            module.original_inv_freq.copy_(fresh.original_inv_freq)
+def qlora_budget(batch: int = 8, seq: int = 128, r: int = 12) -> list[dict[str, Any]]:
+    """Memory of a LoRA (q, v) step at `batch x seq` for 7B, 13B and 70B, bf16 vs NF4 weights, with and without
+    gradient checkpointing: weights + LoRA/head with gradients and AdamW + activations; fits a 24 GB card?"""
+    rows = []
+    for name in ("7b", "13b", "70b"):
+        shape = SHAPES[name]
+        counts = parameter_counts(shape, TARGETS["qv"], r)
+        unquantized = counts["backbone"] - counts["frozen_linear"]  # embeddings and norms
+        trainable = (counts["lora"] + counts["head"]) * 16  # fp32 weights, gradients, AdamW moments
+        for weights in ("bf16", "nf4"):
+            if weights == "bf16":
+                weight_bytes = counts["backbone"] * 2
+            else:
+                weight_bytes = counts["frozen_linear"] * NF4_BYTES_PER_WEIGHT + unquantized * 4
+            for checkpointing in (False, True):
+                activations = activation_bytes(shape, batch, seq, 2, checkpointing)
+                total = (weight_bytes + trainable + activations) / 2**30
+                rows.append(
+                    {
+                        "shape": name,
+                        "weights": weights,
+                        "checkpointing": "on" if checkpointing else "off",
+                        "weights_gib": weight_bytes / 2**30,
+                        "lora_adam_gib": trainable / 2**30,
+                        "activations_gib": activations / 2**30,
+                        "total_gib": total,
+                        "fits_24gb": total + 1.0 <= GIB_24,
+                    }
+                )
+    return rows
 
 
+# ------------------------------------------------------------------------------------------------ building
 def build(args: argparse.Namespace, setting: dict[str, Any]) -> LabelSupervisedModule:
     """The module of one setting, on `args.device`, after the attention probe (not with `--build-only`)."""
-    module = MetaInitModule(
-        build_device=args.device,
+    with torch.device(args.device):  # random weights drawn on the device, in their dtype: no CPU or fp32 copy
+        module = build_module(args, setting)
+    module.to(args.device)
+    if not args.build_only:
+        with torch.autocast(torch.device(args.device).type, dtype=torch.bfloat16):
+            module.verify_mask()
+    return module
+
+
+def build_module(args: argparse.Namespace, setting: dict[str, Any]) -> LabelSupervisedModule:
+    """The `LabelSupervisedModule` of one setting (random backbone of the shape, LoRA, mask, dtype)."""
+    return LabelSupervisedModule(
         backbone_config=args.shape_config,
         mask=CausalMask() if setting["mask"] == "causal" else BidirectionalMask(),
         lora_r=args.lora_r,
         lora_target_modules=TARGETS[setting["lora_targets"]],
         attn_implementation=setting["attn"],
-        dtype="bfloat16" if setting["weights"] == "bf16" else "float32",
+        dtype="float32" if setting["weights"] == "fp32-autocast" else "bfloat16",
         gradient_checkpointing=setting["gradient_checkpointing"] == "on",
         backbone_seed=args.seed,
         num_labels=2,
         pad_token_id=2,
         vocab_size=SHAPES[args.shape]["vocab_size"],
+        quantization="nf4" if setting.get("weights") == "nf4" else None,
         verify_mask=False,
-    ).to(args.device)
-    if not args.build_only:
-        with torch.autocast(torch.device(args.device).type, dtype=torch.bfloat16):
-            module.verify_mask()
-    return module
+    )
 
 
 def build_row(args: argparse.Namespace, setting: dict[str, Any]) -> dict[str, Any]:
@@ -387,10 +410,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Print the memory budget, then (unless `--budget-only`) run and print the table."""
     args = parse_args(argv)
     warnings.filterwarnings("ignore", category=FutureWarning)
-    budget = [row for name in ("7b", "13b") for row in memory_budget(name, args.lora_r)]
+    budget = [row for name in ("7b", "13b", "70b") for row in memory_budget(name, args.lora_r)]
     common.print_table(f"memory budget, LoRA r={args.lora_r} (activations not included)", budget, list(budget[0]))
+    qlora = qlora_budget(args.batch_size, 128, args.lora_r)
+    common.print_table(
+        f"QLoRA vs bf16, LoRA r={args.lora_r} on q/v, batch {args.batch_size} x seq 128, activations estimated "
+        "(activation_bytes); fits = total + 1 GiB of CUDA context under 24 GB",
+        qlora,
+        list(qlora[0]),
+    )
     if args.budget_only:
-        return {"budget": budget}
+        return {"budget": budget, "qlora_budget": qlora}
     result = run(args)
     result["budget"] = budget
     columns = [

@@ -1,6 +1,7 @@
 """Benchmark 1: the authors' pipeline (rebuilt with public APIs) vs ours, on CPU, same model, data, LoRA and steps.
 
     python -m experiments.benchmarks.reference_vs_ours                 # 6-15 min on 2 cores (3 repeats)
+    python -m experiments.benchmarks.reference_vs_ours --peer --compiled   # + the careful user's Trainer, + compile
     python -m experiments.benchmarks.reference_vs_ours --tiny          # seconds: the variant the tests run
 
 Reference: HF `Trainer` + peft LoRA (r=12, alpha=32, dropout=0.1, peft's default targets, task SEQ_CLS) over
@@ -13,6 +14,13 @@ train, evaluated on the 872 of GLUE dev, the paper's test set), fp32, batch 8, A
 decay, gradient clipping 1.0, in one process with the same torch threads. Repeats are interleaved (the order
 alternates) and medians reported, by the wall clock and by CPU time (steadier when other processes share the
 cores). `--packed` adds ours with padding-free packed batches (`data.pack_sequences`, `core.packing`).
+
+`--peer` adds the pipeline a careful user would pick instead of the authors': the same HF `Trainer` + peft model,
+tokenized per example without padding, `DataCollatorWithPadding` padding each batch to its longest, and
+`train_sampling_strategy="group_by_length"` (transformers 5's name for `group_by_length=True`: megabatches of 50
+batches sorted by length). `DataCollatorWithFlattening` does not apply: it packs a batch into one row, and
+`LlamaForSequenceClassification` pools one position per row. `--compiled` adds ours with `model.compile: true`.
+Summaries give each pipeline's speed-up over the reference and, with `--peer`, over the peer.
 """
 
 from __future__ import annotations
@@ -59,6 +67,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--packed", action="store_true", help="also run ours with packed (padding-free) batches")
+    parser.add_argument(
+        "--peer", action="store_true", help="also run HF Trainer with length grouping + dynamic padding"
+    )
+    parser.add_argument("--compiled", action="store_true", help="also run ours with model.compile (torch.compile)")
     parser.add_argument("--progress", action="store_true", help="show both frameworks' progress bars")
     parser.add_argument("--tiny", action="store_true", help="tiny model and data (seconds; used by the tests)")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
@@ -113,11 +125,23 @@ def build_reference(args: argparse.Namespace, config: dict, tokenizer: Any, ours
     return get_peft_model(model, lora)
 
 
-def run_reference(args: argparse.Namespace, config: dict, tokenizer: Any, raw: dict, ours: Any) -> dict:
-    """Train and evaluate the reference on the raw `train`/`test` examples; returns timings, token counts and
-    accuracy."""
-    train = reference_tokenize(raw["train"], tokenizer, args.max_length)
-    dev = reference_tokenize(raw["test"], tokenizer, args.max_length)
+def peer_tokenize(dataset: Any, tokenizer: Any, max_length: int) -> Any:
+    """The careful user's tokenization: each example alone (truncated, not padded); batches are padded later."""
+
+    def encode(batch: dict[str, list]) -> dict[str, list]:
+        return tokenizer(batch["text"], max_length=max_length, truncation=True)
+
+    return dataset.map(encode, batched=True, batch_size=1000, remove_columns=["text"])
+
+
+def run_reference(
+    args: argparse.Namespace, config: dict, tokenizer: Any, raw: dict, ours: Any, peer: bool = False
+) -> dict:
+    """Train and evaluate the reference (or, with `peer`, the careful user's Trainer set-up) on the raw
+    `train`/`test` examples; returns timings, token counts and accuracy."""
+    tokenize = peer_tokenize if peer else reference_tokenize
+    train = tokenize(raw["train"], tokenizer, args.max_length)
+    dev = tokenize(raw["test"], tokenizer, args.max_length)
     collator, step_ends = _CountingCollator(tokenizer), _StepEnds()
     with tempfile.TemporaryDirectory() as output_dir:
         training_args = TrainingArguments(
@@ -137,6 +161,7 @@ def run_reference(args: argparse.Namespace, config: dict, tokenizer: Any, raw: d
             use_cpu=True,
             seed=args.seed,
             disable_tqdm=not args.progress,
+            train_sampling_strategy="group_by_length" if peer else "random",
         )
         trainer = Trainer(
             model=build_reference(args, config, tokenizer, ours),
@@ -160,10 +185,11 @@ def run_reference(args: argparse.Namespace, config: dict, tokenizer: Any, raw: d
 
 
 # ------------------------------------------------------------------------------------------------------ ours
-def build_ours(args: argparse.Namespace, config: dict, tokenizer: Any) -> LabelSupervisedModule:
-    """Our module with the same backbone seed, LoRA and optimizer settings."""
+def build_ours(args: argparse.Namespace, config: dict, tokenizer: Any, compile: bool = False) -> LabelSupervisedModule:
+    """Our module with the same backbone seed, LoRA and optimizer settings (`compile`: `model.compile`)."""
     lightning.seed_everything(args.seed, verbose=False)
     return LabelSupervisedModule(
+        compile=compile,
         backbone_config=config,
         backbone_seed=args.seed,
         lora_r=12,
@@ -247,14 +273,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     data = common.sst2(**data_options(args))
     raw = {split: common.raw_split(data, split) for split in ("train", "test")}
     config = common.TINY_LLAMA if args.tiny else common.BENCH_LLAMA
-    names = ["reference", "ours"] + (["ours_packed"] if args.packed else [])
+    names = ["reference"] + (["peer"] if args.peer else []) + ["ours"]
+    names += (["ours_packed"] if args.packed else []) + (["ours_compiled"] if args.compiled else [])
     runs: dict[str, list[dict]] = {name: [] for name in names}
     for repeat in range(args.repeats):
         order = names if repeat % 2 == 0 else names[::-1]
         for name in order:
-            ours = build_ours(args, config, tokenizer)
-            if name == "reference":
-                runs[name].append(run_reference(args, config, tokenizer, raw, ours))
+            ours = build_ours(args, config, tokenizer, compile=name == "ours_compiled")
+            if name in ("reference", "peer"):
+                runs[name].append(run_reference(args, config, tokenizer, raw, ours, peer=name == "peer"))
             else:
                 runs[name].append(run_ours(args, ours, packed=name == "ours_packed"))
             print(f"repeat {repeat}: {name}: {runs[name][-1]['train']['examples_per_s']:.1f} train examples/s")
@@ -278,6 +305,14 @@ def summarize(runs: dict[str, list[dict]]) -> dict[str, dict[str, Any]]:
                 ]
                 row[f"{phase}_{clock}speedup"] = common.median(ratios)
                 row[f"{phase}_{clock}speedup_range"] = common.spread(ratios)
+        if "peer" in runs:  # the careful user's Trainer as the baseline
+            for clock in ("", "cpu_"):
+                ratios = [
+                    r["train"][f"{clock}examples_per_s"] / peer["train"][f"{clock}examples_per_s"]
+                    for r, peer in zip(results, runs["peer"])
+                ]
+                row[f"train_{clock}vs_peer"] = common.median(ratios)
+                row[f"train_{clock}vs_peer_range"] = common.spread(ratios)
         row["accuracy"] = common.median([r["accuracy"] for r in results])
         summary[name] = row
     return summary
@@ -307,6 +342,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "train_cpu_speedup_range",
         ],
     )
+    if args.peer:
+        common.print_table(
+            "training throughput over the peer (HF Trainer, length-grouped, per-batch padding): median of per-repeat "
+            "ratios [range]",
+            rows,
+            ["pipeline", "train_vs_peer", "train_vs_peer_range", "train_cpu_vs_peer", "train_cpu_vs_peer_range"],
+        )
     common.print_table(
         "evaluation (whole evaluate/validate call) and quality",
         rows,
