@@ -91,8 +91,32 @@ def smooth(values: pd.Series, weight: float) -> pd.Series:
     return values.ewm(alpha=1 - weight).mean() if weight > 0 else values
 
 
+Y_LABELS = {"train/loss": "training loss (cross-entropy)", "val/loss": "validation loss (cross-entropy)",
+            "val/score": "validation score (accuracy or entity F1)"}  # fmt: skip
+
+
+def seed_groups(curves: dict[str, pd.DataFrame]) -> dict[str, list[pd.DataFrame]]:
+    """Runs grouped by their label without the seed suffix (`conll-ls_llama-s0`, `-s1` -> `conll-ls_llama`)."""
+    groups: dict[str, list[pd.DataFrame]] = {}
+    for label, frame in curves.items():
+        groups.setdefault(re.sub(r"-s\d+$", "", label), []).append(frame)
+    return groups
+
+
+def band(frames: list[pd.DataFrame], column: str, smoothing: float) -> pd.DataFrame | None:
+    """Mean, min and max over the runs of a group at the steps where every run logged `column`."""
+    series = [f[column].dropna() for f in frames if column in f.columns and f[column].notna().any()]
+    if not series:
+        return None
+    if column == "train/loss":
+        series = [smooth(s, smoothing) for s in series]
+    joined = pd.concat(series, axis=1, join="inner")  # steps shared by all seeds
+    return pd.DataFrame({"mean": joined.mean(axis=1), "low": joined.min(axis=1), "high": joined.max(axis=1)})
+
+
 def plot(curves: dict[str, pd.DataFrame], out: str | os.PathLike, title: str = "", smoothing: float = 0.6) -> Path:
-    """Draw the runs' curves, one panel per metric, and save the figure (PNG, PDF or SVG by extension)."""
+    """Draw the runs' curves, one panel per metric, and save the figure (PNG, PDF or SVG by extension). Runs that
+    differ only in their seed (`-s<n>`) are one line, their mean, with a band from the lowest to the highest seed."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -100,20 +124,27 @@ def plot(curves: dict[str, pd.DataFrame], out: str | os.PathLike, title: str = "
 
     if not curves:
         raise ValueError("no runs to plot")
+    groups = seed_groups(curves)
     fig, axes = plt.subplots(1, len(PANELS), figsize=(5 * len(PANELS), 3.8))
     for ax, (column, name) in zip(axes, PANELS):
-        for label, frame in curves.items():
-            if column in frame.columns and frame[column].notna().any():
-                values = frame[column].dropna()
-                values = smooth(values, smoothing) if column == "train/loss" else values
-                ax.plot(values.index, values.values, label=label, marker=None if column == "train/loss" else "o")
+        for label, frames in groups.items():
+            values = band(frames, column, smoothing)
+            if values is None:
+                continue
+            seeds = f" ({len(frames)} seeds)" if len(frames) > 1 else ""
+            (line,) = ax.plot(values.index, values["mean"], label=label + seeds,
+                              marker=None if column == "train/loss" else "o", markersize=3)  # fmt: skip
+            if len(frames) > 1:
+                ax.fill_between(values.index, values["low"], values["high"], color=line.get_color(), alpha=0.2)
         ax.set_title(name + (f" (EMA {smoothing})" if column == "train/loss" and smoothing else ""))
         ax.set_xlabel("training step")
+        ax.set_ylabel(Y_LABELS[column])
         ax.grid(alpha=0.3)
-    axes[-1].legend(fontsize=8)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 3), fontsize=8, frameon=False)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.06 * ((len(labels) + 2) // 3), 1, 1))  # room for the legend below the panels
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120)
