@@ -1,4 +1,4 @@
-# ls-llama: `make quickstart` (about 2 minutes on 2 CPU cores) and `make test` (about 6 minutes).
+# ls-llama: `make install`, `make quickstart` (about 2 minutes on 2 CPU cores), `make test` (about 6 minutes).
 # Both create .venv with everything they need on first use, and are safe to re-run.
 PYTHON ?= python3
 VENV ?= .venv
@@ -27,7 +27,7 @@ test-all: install
 	$(PY) -m pytest -q -m "slow or not slow"
 
 lint: install
-	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/lint-imports
 
 clean:
 	rm -rf logs .pytest_cache

@@ -6,16 +6,20 @@ Errors print as one line; `LS_LLAMA_DEBUG=1` (or `--debug`) shows the traceback.
 
 import sys
 
+from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import ArgsType, LightningCLI
 
 import datamodules  # noqa: F401  (registers the data modules for short class names in configs)
+import lightning_modules  # noqa: F401  (registers the model classes for short class names in configs)
 from app import cli_hooks
 from app.checkpointing import ResumableTraining
 from app.errors import run_with_one_line_errors
 from app.predict import PredictionWriter
+from app.wandb_runs import WandbRuns, quiet_deprecated_settings
 from datamodules import LabelDataModule
-from lightning_modules import LabelSupervisedModule
 
+# `model.class_path` when a config names none: label supervision (LS-LLaMA, LS-unLLaMA, encoders)
+DEFAULT_MODEL = "lightning_modules.LabelSupervisedModule"
 # data module attribute -> model argument, set when the data module is instantiated: the data hands the model ids
 DATA_TO_MODEL = {
     "task": "task",
@@ -27,14 +31,16 @@ DATA_TO_MODEL = {
 
 
 class LabelSupervisedCLI(LightningCLI):
-    """LightningCLI that links the data's labels and tokenizer ids into the model, fills and prints the run defaults
+    """LightningCLI that links the data's labels and tokenizer ids into the model (any `lightning_modules` class,
+    `LabelSupervisedModule` when `model.class_path` is not given), fills and prints the run defaults
     (`--print_config` shows them), names the runs, writes predictions (`--prediction.output_file`), and refuses
     configs that name classes outside the allowed packages (`core.class_paths`)."""
 
     def add_arguments_to_parser(self, parser) -> None:  # noqa: ANN001  (jsonargparse's parser)
-        """Links from the data module to the model, and the prediction writer's options."""
+        """The default model class, links from the data module to the model, and the prediction writer's options."""
+        parser.set_defaults({"model": {"class_path": DEFAULT_MODEL}})
         for source, target in DATA_TO_MODEL.items():
-            parser.link_arguments(f"data.{source}", f"model.{target}", apply_on="instantiate")
+            parser.link_arguments(f"data.{source}", f"model.init_args.{target}", apply_on="instantiate")
         parser.add_lightning_class_args(PredictionWriter, "prediction")
 
     def parse_arguments(self, parser, args: ArgsType) -> None:  # noqa: ANN001
@@ -53,17 +59,22 @@ class LabelSupervisedCLI(LightningCLI):
         config = self.config[self.subcommand] if self.subcommand else self.config
         cli_hooks.before_instantiate(config, self.subcommand, self.args)
 
+    def after_instantiate_classes(self) -> None:
+        """Tidy what the built objects would otherwise print on every run."""
+        quiet_deprecated_settings(self.trainer)
+
 
 def main(args: ArgsType = None) -> LabelSupervisedCLI:
     """Run the CLI; `args` (a list or dict) replaces `sys.argv`, so tests drive it from Python."""
     return LabelSupervisedCLI(
-        LabelSupervisedModule,
+        LightningModule,  # any of lightning_modules' (`model.class_path`), LabelSupervisedModule by default
         LabelDataModule,
+        subclass_mode_model=True,
         subclass_mode_data=True,
         auto_configure_optimizers=False,
         save_config_kwargs={"overwrite": True},
         # our batch samplers shard by process themselves; RNG states, atomic files and SIGTERM checkpoints
-        trainer_defaults={"use_distributed_sampler": False, "callbacks": [ResumableTraining()]},
+        trainer_defaults={"use_distributed_sampler": False, "callbacks": [ResumableTraining(), WandbRuns()]},
         args=args,
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +17,7 @@ from jsonargparse._actions import _ActionPrintConfig  # what --print_config reco
 
 from app.config_guard import check_checkpoint, check_class_paths, show_allowed_classes_only
 from app.run_defaults import fill_run_defaults, get
+from app.wandb_runs import drop_wandb_loggers
 from core.class_paths import restrict_imports
 
 log = logging.getLogger(__name__)
@@ -24,14 +26,48 @@ log = logging.getLogger(__name__)
 PACKAGES = ("app", "core", "lightning_modules", "datamodules")
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever `sys.stderr` is at the time (pytest and notebooks swap it)."""
+
+    @property
+    def stream(self) -> Any:  # noqa: D102
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+class _DropAdverts(logging.Filter):
+    """Lightning's "💡 Tip: ... try installing litlogger/litmodels" lines: advertising, not about the run."""
+
+    def filter(self, record: logging.LogRecord) -> bool:  # noqa: D102
+        return not str(record.msg).startswith("💡 Tip")
+
+
+# warnings raised inside libraries on every run that say nothing about the user's run (checked 2026-11, Lightning
+# 2.6.6 + torch 2.13: its pytree helper calls an API torch deprecated)
+HARMLESS_WARNINGS = (r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",)
+
+
+def quiet_harmless_noise() -> None:
+    """Filter the library messages that every run prints and that carry no information about it (idempotent)."""
+    for message in HARMLESS_WARNINGS:
+        warnings.filterwarnings("ignore", message=message)
+    rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    if not any(isinstance(f, _DropAdverts) for f in rank_zero.filters):
+        rank_zero.addFilter(_DropAdverts())
+
+
 def configure_logging() -> None:
     """Show this project's INFO messages (precision chosen, trainable parameters, probe passed, data sizes) on
-    stderr, as Lightning shows its own (idempotent)."""
+    stderr, as Lightning shows its own, and quiet the harmless library noise (idempotent)."""
+    quiet_harmless_noise()
     for name in PACKAGES:
         logger = logging.getLogger(name)
         logger.setLevel(logging.INFO)
         if not any(getattr(h, "ls_llama", False) for h in logger.handlers):
-            handler = logging.StreamHandler()
+            handler = _StderrHandler()
             handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
             handler.ls_llama = True  # type: ignore[attr-defined]
             logger.addHandler(handler)
@@ -88,8 +124,10 @@ def print_config_and_exit(parser: Any, config: Namespace, request: dict[str, Any
 
 
 def before_instantiate(config: Namespace, subcommand: str | None, args: Any) -> None:
-    """Fill the run defaults; warn when a later config dropped the checkpoint callback of an earlier one."""
+    """Fill the run defaults (no W&B run for `predict`); warn when a later config dropped the checkpoint callback of
+    an earlier one."""
     fill_run_defaults(config, subcommand)
+    drop_wandb_loggers(config, subcommand)
     if subcommand == "fit":
         warn_if_checkpoint_dropped(config, args)
 

@@ -37,14 +37,25 @@ def debugging(argv: list[str]) -> bool:
     return os.environ.get(DEBUG_ENV, "").lower() in ("1", "true", "yes") or "--debug" in argv
 
 
+def _innermost(message: str) -> str:
+    """The first real error of jsonargparse's "Does not validate against any of the Union subtypes" report (an
+    exception in a class's __init__ is reported inside it; `model` is `LightningModule | None`)."""
+    if not message.startswith("Does not validate against any of the Union subtypes"):
+        return message
+    reasons = [line.strip()[2:] for line in message.splitlines() if line.strip().startswith("- ")]
+    reasons = [r for r in reasons if not r.startswith("Expected a <class 'NoneType'>")]
+    return reasons[0] if reasons else message
+
+
 def one_line(error: BaseException) -> str:
     """`error: <Type>: <message>` on one line (the first line of a long message), with the way to see more."""
-    message = str(error).strip() or repr(error)
+    full = str(error).strip()
+    message = _innermost(full) or repr(error)
     if isinstance(error, KeyError) and len(error.args) == 1:
         message = str(error.args[0])
     first, _, rest = message.partition("\n")
     more = " (...)" if rest.strip() else ""
-    kind = "" if isinstance(error, ClassPathNotAllowed) else f"{type(error).__name__}: "
+    kind = "" if isinstance(error, ClassPathNotAllowed) or message != full else f"{type(error).__name__}: "
     return f"error: {kind}{first}{more}  [{DEBUG_ENV}=1 shows the traceback]"
 
 

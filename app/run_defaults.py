@@ -5,15 +5,19 @@
 - `model.mask` / `model.pooling` left out: the backbone's defaults, decided by `lightning_modules.builders`
   (`default_mask`, `default_pooling`) from its transformers config, written into the config as class paths.
 - `trainer.precision` left out: `bf16-mixed` on a bf16-capable GPU, `32-true` elsewhere.
-- Loggers: runs are named `<dataset>-<backbone>-<mask>-<pooling>` (e.g. `sst2-Llama-2-7b-hf-bidirectional-max`),
+- Loggers: runs are named `<dataset>-<backbone>-<mask>-<pooling>` (e.g. `sst2-Llama-2-7b-hf-bidirectional-max`;
+  `<dataset>-<backbone>-<method>` for methods without a mask strategy, e.g. zero-shot),
   tagged with each part (`dataset:sst2`, `mask:bidirectional`, ...) and grouped by dataset, so a W&B dashboard
   compares BERT vs LS-LLaMA vs LS-unLLaMA by filtering. Explicit settings in a config always win.
 """
 
 from __future__ import annotations
 
+import inspect
+import json
 import logging
 import re
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +26,7 @@ from jsonargparse import Namespace
 
 from core.class_paths import import_class, to_spec
 from core.hub import load_config
+from lightning_modules.attention_masks import is_encoder_config
 from lightning_modules.builders import default_mask, default_pooling
 
 log = logging.getLogger(__name__)
@@ -59,34 +64,82 @@ def backbone_label(model: Namespace) -> str:
     return f"{config.get('model_type', 'model')}-random-{layers}L{hidden}H"
 
 
-def fill_components(config: Namespace) -> None:
-    """Write the default mask and pooling of the backbone into `model.mask` / `model.pooling` where left out."""
+def model_args(config: Namespace) -> Namespace:
+    """The model's arguments: `model.init_args` (a `class_path` is always set, see main.DEFAULT_MODEL)."""
     model = config.model
-    if get(model, "mask") is not None and get(model, "pooling") is not None:
+    return model.init_args if isinstance(get(model, "init_args"), Namespace) else model
+
+
+def model_class(config: Namespace) -> type | None:
+    """The configured model class, or None when it cannot be imported."""
+    try:
+        return import_class(get(config, "model.class_path", "lightning_modules.LabelSupervisedModule"), "model")
+    except ValueError:
+        return None
+
+
+@lru_cache(maxsize=8)
+def _backbone_config(source: str | None, overrides: str) -> Any:
+    return load_config(source, json.loads(overrides))
+
+
+def backbone_config(config: Namespace) -> Any:
+    """The backbone's transformers config (read once per process; a GGUF file's header takes seconds)."""
+    args = model_args(config)
+    overrides = get(args, "backbone_config") or {}
+    return _backbone_config(get(args, "backbone"), json.dumps(dict(overrides), sort_keys=True, default=str))
+
+
+def fill_components(config: Namespace) -> None:
+    """Write the default mask and pooling of the backbone into `model.mask` / `model.pooling` where left out
+    (for model classes that take them)."""
+    args, cls = model_args(config), model_class(config)
+    keys = [k for k in ("mask", "pooling") if cls is not None and k in inspect.signature(cls).parameters]
+    missing = [k for k in keys if get(args, k) is None]
+    if not missing:
         return
-    backbone_config = load_config(get(model, "backbone"), get(model, "backbone_config"))
-    for key, default in (("mask", default_mask), ("pooling", default_pooling)):
-        if get(model, key) is None:
-            setattr(model, key, Namespace(to_spec(default(backbone_config))))
+    defaults = {"mask": default_mask, "pooling": default_pooling}
+    for key in missing:
+        setattr(args, key, Namespace(to_spec(defaults[key](backbone_config(config)))))
+
+
+def _name(spec: Any, default: str) -> str:
+    if isinstance(spec, str):
+        return spec
+    name = _class_attr(spec, "name", default)
+    layer = get(spec, "init_args.layer")
+    return f"{name}{layer}" if layer is not None else name
+
+
+def method_of(config: Namespace) -> str:
+    """The method: a model class's own `method` (e.g. `zero_shot`), else for label supervision `finetune` (an
+    encoder backbone), `ls_llama` (a causal decoder) or `ls_unllama` (a decoder that sees right context)."""
+    cls = model_class(config)
+    if cls is not None and isinstance(getattr(cls, "method", None), str):
+        return cls.method
+    mask = _name(get(model_args(config), "mask"), "causal")
+    if mask != "causal":  # an encoder's own attention or an unmasked decoder: the backbone's config tells
+        try:
+            encoder = is_encoder_config(backbone_config(config))
+        except OSError as error:  # a hub model not in the local cache (e.g. --print_config offline)
+            log.info("cannot read the backbone's config (%s): naming the method as for a decoder", error)
+            encoder = False
+        return "finetune" if encoder else "ls_unllama"
+    return "ls_llama"
 
 
 def run_descriptor(config: Namespace) -> dict[str, str]:
-    """Dataset, backbone, mask, pooling, task and finetuning of a parsed config (components filled in)."""
-    model = config.model
+    """Dataset, backbone, method, mask, pooling, task and finetuning of a parsed config (components filled in)."""
+    args = model_args(config)
     task = _class_attr(get(config, "data"), "task", "sequence")
-    mask_spec = get(model, "mask")
-    mask = _class_attr(mask_spec, "name", "mask") if not isinstance(mask_spec, str) else mask_spec
-    layer = get(mask_spec, "init_args.layer")
-    mask = f"{mask}{layer}" if layer is not None else mask
-    pooling_spec = get(model, "pooling")
-    pooling = _class_attr(pooling_spec, "name", "pool") if not isinstance(pooling_spec, str) else pooling_spec
     return {
         "dataset": _class_attr(get(config, "data"), "name", "data"),
-        "backbone": backbone_label(model),
-        "mask": mask,
-        "pooling": "tokens" if task == "token" else pooling,
+        "backbone": backbone_label(args),
+        "method": method_of(config),
+        "mask": _name(get(args, "mask"), "none"),
+        "pooling": "tokens" if task == "token" else _name(get(args, "pooling"), "none"),
         "task": task,
-        "finetuning": str(get(model, "finetuning", "lora")),
+        "finetuning": str(get(args, "finetuning", "none")),
     }
 
 
@@ -100,7 +153,10 @@ def _loggers(trainer: Namespace) -> list[Namespace]:
 def name_loggers(config: Namespace, subcommand: str | None) -> None:
     """Name, group and tag the loggers' runs after `run_descriptor` (settings given in a config win)."""
     parts = run_descriptor(config)
-    name = "-".join(parts[k] for k in ("dataset", "backbone", "mask", "pooling"))
+    if parts["mask"] == "none":  # a method without mask/pooling (zero-shot, instruction tuning): name it instead
+        name = "-".join(parts[k] for k in ("dataset", "backbone", "method"))
+    else:
+        name = "-".join(parts[k] for k in ("dataset", "backbone", "mask", "pooling"))
     tags = [f"{k}:{v}" for k, v in parts.items()]
     for logger in _loggers(config.trainer):
         args = logger.init_args if isinstance(get(logger, "init_args"), Namespace) else None
@@ -112,15 +168,16 @@ def name_loggers(config: Namespace, subcommand: str | None) -> None:
             if get(args, "group") is None:  # wandb.init's own arguments are resolved into init_args
                 args.group = parts["dataset"]
             args.tags = list(dict.fromkeys([*(get(args, "tags") or []), *tags]))
-            if get(args, "job_type") is None:
+            if get(args, "job_type") is None and get(args, "id") is None:  # with an id: the run of an earlier stage
                 args.job_type = subcommand or "run"
 
 
 def fill_run_defaults(config: Namespace, subcommand: str | None) -> None:
     """Fill the tokenizer, mask/pooling and precision defaults, and name/group/tag the loggers' runs."""
     data_args = get(config, "data.init_args")
-    if data_args is not None and get(data_args, "tokenizer") is None and get(config, "model.backbone"):
-        data_args.tokenizer = config.model.backbone
+    backbone = get(model_args(config), "backbone")
+    if data_args is not None and get(data_args, "tokenizer") is None and backbone:
+        data_args.tokenizer = backbone
     fill_components(config)
     if get(config, "trainer.precision") is None:
         use_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()

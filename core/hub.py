@@ -13,6 +13,8 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -111,8 +113,12 @@ def load_backbone(
     dtype: str = "float32",
     attn_implementation: str | None = None,
     seed: int = 0,
+    auto_class: type = AutoModel,
+    quantization_config: Any = None,
+    device_map: Any = None,
 ) -> PreTrainedModel:
-    """Load the backbone (the bare transformer, no LM or classification head).
+    """Load the backbone: the bare transformer (`AutoModel`), or with its language-model head
+    (`auto_class=AutoModelForCausalLM`, for prompting, instruction tuning and MNTP).
 
     Args:
         source: hub name, folder, `.gguf` file or `pkg://` file; None to build a randomly initialised model.
@@ -121,28 +127,51 @@ def load_backbone(
         dtype: `float32`, `bfloat16`, `float16`, or `auto` (the checkpoint's own).
         attn_implementation: `eager`, `sdpa`, `flash_attention_2`, `flex_attention`, or None for the default.
         seed: seed of the random initialisation, so that a frozen random backbone can be rebuilt identically.
+        auto_class: the transformers auto class to load with (`AutoModel`, `AutoModelForCausalLM`, ...).
+        quantization_config: a transformers quantization config (`BitsAndBytesConfig`: QLoRA) applied while loading;
+            a random or GGUF backbone is built in `dtype` first, then saved and reloaded quantized.
+        device_map: where a quantized model's weights go (`{"": device}`); None = transformers' choice.
     """
     kwargs: dict[str, Any] = {}
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
     torch_dtype = "auto" if dtype == "auto" else DTYPES[dtype]
+    if quantization_config is not None:
+        quantize = {"quantization_config": quantization_config, "device_map": device_map}
+        if source is None or resolve_source(source)[1]:  # built or de-quantised here: quantize a saved copy
+            plain = load_backbone(source, config=config, dtype=dtype, attn_implementation=attn_implementation,
+                                  seed=seed, auto_class=auto_class)  # fmt: skip
+            return _reloaded(plain, auto_class, dtype=torch_dtype, **quantize, **kwargs)
+        kwargs.update(quantize)
     if source is None:
         hf_config = load_config(None, config)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             # built directly in the target dtype: a 7B model in bf16 never holds an fp32 copy (13 GB, not 40 GB)
-            return AutoModel.from_config(hf_config, dtype=torch.float32 if dtype == "auto" else torch_dtype, **kwargs)
+            dtype_ = torch.float32 if dtype == "auto" else torch_dtype
+            return auto_class.from_config(hf_config, dtype=dtype_, **kwargs)
     hf_config = load_config(source, config)
-    model = _from_pretrained(AutoModel, source, "backbone", config=hf_config, dtype=torch_dtype, **kwargs)
+    model = _from_pretrained(auto_class, source, "backbone", config=hf_config, dtype=torch_dtype, **kwargs)
     if getattr(model.config, "quantization_config", None) is not None and resolve_source(source)[1]:
-        model = _dequantized_copy(model, kwargs)
+        model = _dequantized_copy(model, auto_class, kwargs)
     return model
 
 
-def _dequantized_copy(model: PreTrainedModel, kwargs: dict[str, Any]) -> PreTrainedModel:
+def _dequantized_copy(model: PreTrainedModel, auto_class: type, kwargs: dict[str, Any]) -> PreTrainedModel:
     """A plain model with the (already de-quantised) weights of a GGUF-loaded one, so it saves like any other."""
     config = model.config
     del config.quantization_config
-    clean = AutoModel.from_config(config, dtype=model.dtype, **kwargs)
+    clean = auto_class.from_config(config, dtype=model.dtype, **kwargs)
     clean.load_state_dict(model.state_dict())
     return clean
+
+
+def _reloaded(model: PreTrainedModel, auto_class: type, **kwargs: Any) -> PreTrainedModel:
+    """`model` saved to a temporary folder (in memory, /dev/shm, where it has room) and loaded again with `kwargs`
+    (e.g. a quantization config, which transformers applies only while loading weights)."""
+    shm, size = Path("/dev/shm"), model.get_memory_footprint()
+    in_memory = shm.is_dir() and os.access(shm, os.W_OK) and shutil.disk_usage(shm).free > 1.2 * size
+    with tempfile.TemporaryDirectory(dir=shm if in_memory else None) as folder:
+        model.save_pretrained(folder)
+        del model
+        return auto_class.from_pretrained(folder, **kwargs)

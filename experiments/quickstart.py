@@ -4,7 +4,9 @@
     python -m experiments.quickstart --task sequence # the sequence-classification twin (both should solve it)
 
 Trains both tiny random LLaMAs with the configs in `configs/quickstart/`, then prints their final validation
-metrics side by side and writes them to `logs/quickstart/comparison.json` next to the runs' CSV and W&B logs.
+metrics side by side and writes them to `logs/quickstart/comparison_<task>.json` next to the runs' CSV and W&B
+logs. Each model is its own W&B run (offline: `logs/quickstart/wandb/offline-run-*-<id>`, the id is in the JSON;
+`wandb sync` uploads them).
 """
 
 from __future__ import annotations
@@ -14,17 +16,20 @@ import json
 import time
 from pathlib import Path
 
+import torch
+from lightning.pytorch.loggers import WandbLogger
+
 from main import main
 
-CONFIGS = {
-    "token": {
-        "LS-LLaMA (causal)": "configs/quickstart/ls_llama.yaml",
-        "LS-unLLaMA (bidirectional)": "configs/quickstart/ls_unllama.yaml",
-    },
-    "sequence": {
-        "LS-LLaMA (causal, last)": "configs/quickstart/early_cue_ls_llama.yaml",
-        "LS-unLLaMA (bidirectional, max)": "configs/quickstart/early_cue_ls_unllama.yaml",
-    },
+TASKS = {"token": "configs/quickstart/right_context.yaml", "sequence": "configs/quickstart/early_cue.yaml"}
+BACKBONE = "configs/backbone/tiny-llama.yaml"
+METHODS = {
+    "token": {"LS-LLaMA (causal)": "ls_llama", "LS-unLLaMA (bidirectional)": "ls_unllama"},
+    "sequence": {"LS-LLaMA (causal, last)": "ls_llama", "LS-unLLaMA (bidirectional, max)": "ls_unllama"},
+}
+CONFIGS = {  # task -> model label -> the stacked configs: the task, the tiny backbone, the method overlay
+    task: {label: [TASKS[task], BACKBONE, f"configs/method/{method}.yaml"] for label, method in methods.items()}
+    for task, methods in METHODS.items()
 }
 
 
@@ -41,18 +46,27 @@ def logger_override(out_dir: str) -> list[str]:
     return [f"--trainer.logger={json.dumps(loggers)}"]
 
 
-def run(task: str = "token", overrides: list[str] | None = None, out_dir: str = "logs/quickstart") -> dict:
-    """Train both models (logs under `out_dir`); return `{model: {"metrics", "seconds", "log_dir"}}`."""
+def run(
+    task: str = "token", overrides: list[str] | None = None, out_dir: str = "logs/quickstart", threads: int | None = 1
+) -> dict:
+    """Train both models (logs under `out_dir`); return `{model: {"metrics", "seconds", "log_dir"}}`.
+
+    `threads` torch threads (1 by default: the same numbers on every run of a machine, since float sums are
+    reduced in the same order; a tiny model trains as fast on one thread); None keeps torch's setting."""
+    if threads is not None:
+        torch.set_num_threads(threads)
     results = {}
     for label, config in CONFIGS[task].items():
         start = time.perf_counter()
-        cli = main(["fit", "--config", config, *logger_override(out_dir), *(overrides or [])])
+        stacked = [arg for path in config for arg in ("--config", path)]
+        cli = main(["fit", *stacked, *logger_override(out_dir), *(overrides or [])])
         metrics = {k: round(float(v), 4) for k, v in cli.trainer.callback_metrics.items() if k.startswith("val/")}
         results[label] = {
             "config": config,
             "metrics": metrics,
             "seconds": round(time.perf_counter() - start, 1),
             "log_dir": cli.trainer.log_dir,
+            "wandb_run": next((lg.version for lg in cli.trainer.loggers if isinstance(lg, WandbLogger)), None),
         }
     path = Path(out_dir) / f"comparison_{task}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -75,6 +89,7 @@ def format_table(results: dict) -> str:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", choices=sorted(CONFIGS), default="token")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: reproducible numbers)")
     parser.add_argument("overrides", nargs="*", help="extra CLI arguments, e.g. --trainer.max_epochs=2")
     args = parser.parse_args()
-    run(args.task, args.overrides)
+    run(args.task, args.overrides, threads=args.threads)

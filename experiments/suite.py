@@ -14,6 +14,7 @@ split is never used for selection. Each run lives in `<runs_dir>/<run id>/`:
     fit/version_N/           CSV logs (metrics.csv), hparams, checkpoints/ (best-*.ckpt, last.ckpt)
     test/version_N/          the test's CSV logs
     wandb/                   offline W&B runs (`wandb sync <runs_dir>/*/wandb/offline-run-*` uploads them)
+    wandb_id                 the W&B run id that fit and test share (one W&B run per trained model)
     fit.log, test.log        the commands' output
     fit_done.json            best checkpoint and validation score, written when fit succeeded
     result.json              test metrics etc.: the run is finished, a later invocation skips it
@@ -37,17 +38,21 @@ Suite file format:
     test_overrides: []                      # ... after every test command only
     seeds: [0, 1, 2]                        # optional: every run repeated per seed, ids `<id>-s<seed>`, with
                                             # --seed_everything=<seed> --data.init_args.seed=<seed> (a run or a
-                                            # matrix block may set its own `seeds`)
+                                            # matrix block may set its own `seeds`); `{seed}` in a run's
+                                            # overrides becomes the seed (a per-seed path of an earlier stage)
     runs:
       - id: conll2003-smollm2-ls_unllama    # unique; names the run folder
-        configs: [configs/data/conll2003.yaml, configs/smollm2-135m/ls_unllama.yaml]
+        configs: [configs/data/conll2003.yaml, configs/backbone/smollm2-135m.yaml, configs/method/ls_unllama.yaml]
         overrides: [--data.init_args.max_train_examples=2000]   # optional, also fit_/test_overrides
         paper: conll2003/llama2-7b/ls_unllama   # optional key into experiments/paper_numbers.yaml; default:
                                                 # derived from the configs (see `paper_key`), null for none
         label: LS-unLLaMA (SmolLM2-135M)    # optional, for tables and plots
-    matrix:                                 # optional: every data config x every method config (+ overlays)
+        stages: [test]                      # optional: `test` only, of the untrained model (zero-shot
+                                            # prompting: no fit, no checkpoint); default [fit, test]
+    matrix:                                 # optional: data x backbone x method configs (x overlays)
       - data: [configs/data/sst2.yaml, configs/data/sst5.yaml]
-        methods: [configs/llama2-7b/ls_llama.yaml, configs/llama2-7b/ls_unllama.yaml]
+        backbones: [configs/backbone/llama2-7b.yaml, configs/backbone/llama2-13b.yaml]
+        methods: [configs/method/ls_llama.yaml, configs/method/ls_unllama.yaml]
         overlays: [[], [configs/ablation/pooling_mean.yaml]]   # optional: one run per overlay list
         overrides: []
 """
@@ -59,12 +64,14 @@ import json
 import logging
 import os
 import platform
+import secrets
 import shlex
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from itertools import product
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +86,9 @@ class SuiteError(ValueError):
 
 
 # ------------------------------------------------------------------------------------------------- the spec
+STAGES = ("fit", "test")  # a run's default stages; `stages: [test]` tests an untrained model
+
+
 @dataclass
 class Run:
     """One run of a suite: its configs, overrides and where its paper number is found.
@@ -94,6 +104,9 @@ class Run:
         seed: the seed of this repeat (`seed_everything` and the data module's `seed`: initialisation, dropout,
             training subset and order); None = the configs' own.
         group: the run id without its seed suffix: the repeats of one setting share it (tables average over it).
+        method: the method's name in results tables (default: the method config's name, e.g. `ls_unllama`).
+        stages: `["fit", "test"]` (test the best checkpoint), or `["test"]`: test the model as the configs build
+            it, without training (zero-shot prompting).
     """
 
     id: str
@@ -105,6 +118,8 @@ class Run:
     label: str | None = None
     seed: int | None = None
     group: str | None = None
+    method: str | None = None
+    stages: list[str] = field(default_factory=lambda: list(STAGES))
 
 
 @dataclass
@@ -131,53 +146,44 @@ def _strings(value: Any, where: str) -> list[str]:
 
 
 def paper_key(configs: list[str]) -> str | None:
-    """Default paper key of a run: `<data>/<model>/<method>[/<overlay>...]` from its config paths.
+    """Default paper key of a run: `<data>/<backbone>/<method>[/<overlay>...]` from its config paths.
 
-    `configs/data/sst2.yaml` + `configs/llama2-7b/ls_llama.yaml` + `configs/ablation/pooling_mean.yaml` gives
-    `sst2/llama2-7b/ls_llama/pooling_mean`: the first `configs/<model>/<method>.yaml` is the method, later configs
-    of `configs/ablation/` or of a model folder are overlays. None without exactly one data config and a method.
+    `configs/data/sst2.yaml` + `configs/backbone/llama2-7b.yaml` + `configs/method/ls_llama.yaml` +
+    `configs/ablation/pooling_mean.yaml` gives `sst2/llama2-7b/ls_llama/pooling_mean`; configs of
+    `configs/ablation/` are overlays. None without exactly one data, one backbone and one method config.
     """
-    data, method, overlays = [], None, []
+    found: dict[str, list[str]] = {"data": [], "backbone": [], "method": [], "ablation": []}
     for config in configs:
         path = Path(config)
-        if path.parts[:1] != ("configs",) or path.parent.name in {"trainer", "debug"}:
-            continue
-        if path.parent.name == "data":
-            data.append(path.stem)
-        elif method is None and path.parent.name != "ablation":
-            method = f"{path.parent.name}/{path.stem}"
-        else:
-            overlays.append(path.stem)
-    if len(data) != 1 or method is None:
+        if path.parts[:1] == ("configs",) and path.parent.name in found:
+            found[path.parent.name].append(path.stem)
+    if any(len(found[kind]) != 1 for kind in ("data", "backbone", "method")):
         return None
-    return "/".join([data[0], method, *overlays])
+    return "/".join([found["data"][0], found["backbone"][0], found["method"][0], *found["ablation"]])
 
 
-MATRIX_PASSED = ("overrides", "fit_overrides", "test_overrides", "seeds")
+MATRIX_PASSED = ("overrides", "fit_overrides", "test_overrides", "seeds", "stages")
 
 
 def _matrix_runs(block: dict[str, Any], where: str) -> list[dict[str, Any]]:
-    unknown = set(block) - {"data", "methods", "overlays", "overrides", "fit_overrides", "test_overrides", "seeds"}
+    """One run per data config x backbone config x method config x overlay list of a `matrix:` block."""
+    unknown = set(block) - {"data", "backbones", "methods", "overlays", *MATRIX_PASSED}
     if unknown:
         raise SuiteError(f"{where}: unknown keys {sorted(unknown)}")
-    data, methods = _strings(block.get("data"), f"{where}.data"), _strings(block.get("methods"), f"{where}.methods")
-    if not data or not methods:
-        raise SuiteError(f"{where}: needs non-empty 'data' and 'methods' lists")
-    overlays = block.get("overlays") or [[]]
+    axes = {key: _strings(block.get(key), f"{where}.{key}") for key in ("data", "backbones", "methods")}
+    if not all(axes.values()):
+        raise SuiteError(f"{where}: needs non-empty 'data', 'backbones' and 'methods' lists")
+    overlays = [_strings(o, f"{where}.overlays[{i}]") for i, o in enumerate(block.get("overlays") or [[]])]
     runs = []
-    for data_config in data:
-        for method in methods:
-            for i, overlay in enumerate(overlays):
-                overlay = _strings(overlay, f"{where}.overlays[{i}]")
-                name = [Path(data_config).stem, Path(method).parent.name, Path(method).stem]
-                name += [Path(o).stem for o in overlay]
-                runs.append(
-                    {
-                        "id": "-".join(name),
-                        "configs": [data_config, method, *overlay],
-                        **{k: block[k] for k in MATRIX_PASSED if k in block},
-                    }
-                )
+    for data, backbone, method, overlay in product(axes["data"], axes["backbones"], axes["methods"], overlays):
+        configs = [data, backbone, method, *overlay]
+        runs.append(
+            {
+                "id": "-".join(Path(c).stem for c in configs),
+                "configs": configs,
+                **{k: block[k] for k in MATRIX_PASSED if k in block},
+            }
+        )
     return runs
 
 
@@ -189,6 +195,22 @@ def _seeds(value: Any, where: str) -> list[int | None]:
     if len(set(value)) != len(value):
         raise SuiteError(f"{where}: seeds repeat: {value}")
     return list(value)
+
+
+def _stages(value: Any, where: str) -> list[str]:
+    stages = _strings(value, where) or list(STAGES)
+    if stages not in (list(STAGES), ["test"]):
+        raise SuiteError(f"{where}: expected [fit, test] (the default) or [test], got {stages}")
+    return stages
+
+
+def _with_seed(raw: dict[str, Any], key: str, seed: int | None, where: str) -> list[str]:
+    """A run's `key` overrides with `{seed}` replaced by the seed: a per-seed path, such as the adapter folder that
+    an earlier suite's run of the same seed wrote (experiments/mntp/)."""
+    values = _strings(raw.get(key), f"{where}.{key}")
+    if seed is None and any("{seed}" in value for value in values):
+        raise SuiteError(f"{where}.{key}: '{{seed}}' needs seeds (the suite's or the run's `seeds`)")
+    return values if seed is None else [value.replace("{seed}", str(seed)) for value in values]
 
 
 def _parse_run(raw: Any, where: str, default_seeds: list[int] | None = None) -> list[Run]:
@@ -213,13 +235,15 @@ def _parse_run(raw: Any, where: str, default_seeds: list[int] | None = None) -> 
             Run(
                 id=run_id if seed is None else f"{run_id}-s{seed}",
                 configs=configs,
-                overrides=_strings(raw.get("overrides"), f"{where}.overrides") + seeded,
-                fit_overrides=_strings(raw.get("fit_overrides"), f"{where}.fit_overrides"),
-                test_overrides=_strings(raw.get("test_overrides"), f"{where}.test_overrides"),
+                overrides=_with_seed(raw, "overrides", seed, where) + seeded,
+                fit_overrides=_with_seed(raw, "fit_overrides", seed, where),
+                test_overrides=_with_seed(raw, "test_overrides", seed, where),
                 paper=paper,
                 label=raw.get("label"),
                 seed=seed,
                 group=run_id,
+                method=raw.get("method"),
+                stages=_stages(raw.get("stages"), f"{where}.stages"),
             )
         )
     return runs
@@ -287,23 +311,52 @@ def load_suite(
 
 # ---------------------------------------------------------------------------------------------- commands
 def logging_overlay(suite: Suite, run: Run, stage: str, wandb_mode: str) -> dict[str, Any]:
-    """The config that sends a run's logs into its folder: CSV (`<run>/<stage>/version_N`) and W&B."""
-    run_dir = str(suite.runs_dir / run.id)
+    """The config that sends a run's logs into its folder: CSV (`<run>/<stage>/version_N`) and W&B.
+
+    Fit and test log into one W&B run (the id of `wandb_run_id`; the test's logger resumes it), whose config
+    also holds the paper's number for the run (`paper.key`, `paper.score`, from experiments/paper_numbers.yaml).
+    """
+    run_dir = suite.runs_dir / run.id
     loggers: list[dict[str, Any]] = [
-        {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": run_dir, "name": stage}}
+        {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": str(run_dir), "name": stage}}
     ]
     if wandb_mode != "off":
         wandb_args = {
-            "save_dir": run_dir,
+            "save_dir": str(run_dir),
             "project": suite.project,
             "name": run.id,
+            "id": wandb_run_id(run_dir),
+            "job_type": "fit",  # the test stage adds its metrics to the fit's run
             "group": f"{suite.name}/{run.group or run.id}",  # the seeds of one setting together
             "tags": [f"suite:{suite.name}", f"run:{run.group or run.id}"]
             + ([] if run.seed is None else [f"seed:{run.seed}"]),
+            "config": {"paper": paper_entry(run.paper)},
             "offline": wandb_mode == "offline",
         }
         loggers.append({"class_path": "lightning.pytorch.loggers.WandbLogger", "init_args": wandb_args})
     return {"trainer": {"logger": loggers}}
+
+
+def wandb_run_id(run_dir: Path) -> str:
+    """The W&B run id of a suite run, made once and kept in `<run_dir>/wandb_id`: fit, a resumed fit and test log
+    into one W&B run (offline: one `offline-run-*-<id>` folder per stage, which `wandb sync` joins in time order);
+    `--force` deletes the folder, so a rerun is a new W&B run."""
+    path = run_dir / "wandb_id"
+    if path.is_file():
+        return path.read_text().strip()
+    run_id = secrets.token_hex(6)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(run_id + "\n")
+    return run_id
+
+
+def paper_entry(key: str | None) -> dict[str, Any]:
+    """`{"key", "score" (percent, None where not reported), "source"}` of a key of experiments/paper_numbers.yaml
+    (not `value`: W&B keeps config values under `value`, a nested `value` key would be ambiguous in its filters)."""
+    from experiments.results_table import load_paper_numbers  # pandas: only where W&B logs are written
+
+    entry = load_paper_numbers().get(key or "", {})
+    return {"key": key, "score": entry.get("value"), "source": entry.get("source")}
 
 
 def command(suite: Suite, run: Run, stage: str, overlay: Path, ckpt_path: str | None = None) -> list[str]:
@@ -476,7 +529,9 @@ def run_one(suite: Suite, run: Run, options: Options) -> dict[str, Any] | None:
         import shutil
 
         shutil.rmtree(run_dir)
-    arguments = {k: v for k, v in asdict(run).items() if k not in {"label", "paper", "seed", "group"}}
+    arguments = {k: v for k, v in asdict(run).items() if k not in {"label", "paper", "seed", "group", "method"}}
+    if run.stages == list(STAGES):
+        del arguments["stages"]  # the default: runs.json of runs started before `stages` existed stay valid
     arguments.update(base_configs=suite.base_configs, suite_overrides=suite.overrides)
     arguments.update(suite_fit_overrides=suite.fit_overrides, suite_test_overrides=suite.test_overrides)
     _check_arguments(run_dir, arguments)
@@ -486,13 +541,15 @@ def run_one(suite: Suite, run: Run, options: Options) -> dict[str, Any] | None:
         return done
     overlays = {stage: run_dir / f"logging_{stage}.yaml" for stage in ("fit", "test")}
     if options.dry_run:
-        for stage in ("fit", "test"):
+        for stage in run.stages:
             print(f"python main.py {shlex.join(command(suite, run, stage, overlays[stage]))}")
         return None
     run_dir.mkdir(parents=True, exist_ok=True)
     _write_json(run_dir / "run.json", {"id": run.id, "suite": suite.name, "arguments": arguments})
     for stage, overlay in overlays.items():
         overlay.write_text(yaml.safe_dump(logging_overlay(suite, run, stage, options.wandb), sort_keys=False))
+    if "fit" not in run.stages:
+        return _test(suite, run, run_dir, overlays["test"], {}, options)  # the untrained model, no checkpoint
     fit = _read_json(run_dir / "fit_done.json") or _fit(suite, run, run_dir, overlays["fit"], options)
     return _test(suite, run, run_dir, overlays["test"], fit, options)
 
@@ -518,7 +575,7 @@ def _fit(suite: Suite, run: Run, run_dir: Path, overlay: Path, options: Options)
 
 
 def _test(suite: Suite, run: Run, run_dir: Path, overlay: Path, fit: dict, options: Options) -> dict[str, Any]:
-    args = command(suite, run, "test", overlay, fit["best_ckpt"])
+    args = command(suite, run, "test", overlay, fit.get("best_ckpt"))
     seconds = execute(args, run_dir / "test.log", options.in_process, thread_count(options.threads))
     result = {
         "id": run.id,
@@ -527,6 +584,7 @@ def _test(suite: Suite, run: Run, run_dir: Path, overlay: Path, fit: dict, optio
         "paper": run.paper,
         "group": run.group or run.id,
         "seed": run.seed,
+        **({"method": run.method} if run.method else {}),
         "configs": [*suite.base_configs, *run.configs],
         **fit,
         "test": test_metrics(run_dir),
@@ -569,7 +627,7 @@ def run_suite(suite: Suite, options: Options) -> dict[str, Any]:
     else:
         for i, run in enumerate(selected, 1):
             attempt(i, run)
-    if not options.dry_run:
+    if not options.dry_run and any(suite.runs_dir.glob("*/result.json")):
         from experiments.results_table import write_tables
 
         write_tables(suite.runs_dir, suite.runs_dir)

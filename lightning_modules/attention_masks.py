@@ -10,7 +10,22 @@ strategies only decide whether a real token may look at real tokens to its right
 
 Decoders are switched with `config.is_causal` (transformers >= 5.2, `masking_utils`): the model builds a
 bidirectional padding mask and hands `is_causal=False` to every attention call, so sdpa and flash attention stay
-bidirectional even when the mask is skipped (no padding, batch of one).
+bidirectional even when the mask is skipped (no padding, batch of one). The same switch works for every decoder
+family tested (`tests/test_architectures.py`: Llama, Mistral, Qwen2, Qwen3, Gemma-2, Gemma-3, Phi-3).
+
+What "bidirectional" means where a family restricts attention further:
+- Sliding-window layers (Mistral, Gemma-2/3, Phi-3, Qwen with `use_sliding_window`): a symmetric window, the one
+  transformers builds when `is_causal=False`: a token sees the real tokens at distance <= `sliding_window` on both
+  sides (the causal layer sees `sliding_window - 1` to its left and itself). Flash attention 2 applies
+  `window_size=(w - 1, w - 1)`, one token less on each side. The windows of the shipped backbones (512 to 4096) are
+  longer than our sequences (64 to 128 tokens), so there the window never binds. `BidirectionalFromLayer` keeps the
+  window in its causal layers.
+- Attention logit soft-capping (Gemma-2: `tanh` capping of the scores at 50): applied to the scores before the mask,
+  so it is unchanged; only the mask changes. transformers runs it on eager, flex and flash attention, not on sdpa
+  (loading Gemma-2 with `attn_implementation: sdpa` fails at start-up).
+- Gemma-3's own `use_bidirectional_attention=True` (e.g. embedding checkpoints) builds a bidirectional model with a
+  halved window; it cannot be made causal after loading, so `CausalMask` and `BidirectionalFromLayer` refuse it at
+  start-up (load it with `use_bidirectional_attention: false` in `model.backbone_config`).
 
 Add a strategy: subclass `AttentionMaskStrategy` (anywhere: this file, or your own module) with a `name`, `apply` and
 `sees_right_context`; defining the class registers its name (`model.mask: <name>` then works, as does
@@ -20,12 +35,13 @@ Add a strategy: subclass `AttentionMaskStrategy` (anywhere: this file, or your o
 from __future__ import annotations
 
 import copy
+import functools
 from typing import Any
 
 import torch
 from torch import nn
 from transformers import PreTrainedModel
-from transformers.masking_utils import create_causal_mask
+from transformers.masking_utils import create_causal_mask, create_sliding_window_causal_mask
 
 
 def is_encoder_config(config: Any) -> bool:
@@ -78,6 +94,25 @@ def register(registry: dict[str, type], cls: type, kind: str) -> None:
     registry[cls.name] = cls
 
 
+def refuse_built_bidirectional(model: PreTrainedModel, strategy: str) -> None:
+    """Raise if the decoder was built bidirectional by its own config (Gemma-3 `use_bidirectional_attention`):
+    its attention modules and sliding window are fixed at construction, so no strategy can make it causal again."""
+    if getattr(model.config, "use_bidirectional_attention", False):
+        raise ValueError(
+            f"{strategy} needs causal attention, but this {model.config.model_type!r} backbone was built "
+            "bidirectional by its config (use_bidirectional_attention=True, with a halved sliding window). Set "
+            "model.backbone_config: {use_bidirectional_attention: false} to load it causal, or use BidirectionalMask."
+        )
+
+
+def is_sliding_layer(config: Any, index: int) -> bool:
+    """Whether decoder layer `index` uses sliding-window attention (per `layer_types`, else `sliding_window`)."""
+    layer_types = getattr(config, "layer_types", None)
+    if layer_types:
+        return layer_types[index] == "sliding_attention"
+    return getattr(config, "sliding_window", None) is not None
+
+
 MASKS: dict[str, type[AttentionMaskStrategy]] = {}
 
 
@@ -119,6 +154,7 @@ class CausalMask(AttentionMaskStrategy):
                 f"CausalMask needs a decoder backbone; {model.config.model_type!r} is a bidirectional encoder. "
                 "Use BidirectionalMask for BERT-family models."
             )
+        refuse_built_bidirectional(model, "CausalMask")
         model.config.is_causal = True
 
     def sees_right_context(self, layer: int) -> bool:
@@ -145,8 +181,11 @@ class BidirectionalFromLayer(AttentionMaskStrategy):
     """Causal in the first `layer` layers, bidirectional from that layer on (padding masked in all layers).
 
     The model is switched to bidirectional (`config.is_causal = False`); forward pre-hooks on layers `0..layer-1`
-    hand those layers a causal padding mask built by transformers' own `create_causal_mask` for the model's
-    attention implementation, together with `is_causal=True` (which sdpa and flash read when the mask is skipped).
+    make the mask the model hands each of those layers causal, together with `is_causal=True` (which sdpa and flash
+    read when the mask is skipped). A 4D mask (eager, sdpa; padding already in it) loses its upper triangle and, in
+    a sliding-window layer, the keys outside the causal window; a 2D padding mask or none stays as it is for sdpa and
+    flash, which read `is_causal`; anything else (eager without padding, flex attention's block mask) is rebuilt by
+    transformers' own `create_causal_mask` / `create_sliding_window_causal_mask` for the layer's attention type.
 
     Args:
         layer: index of the first bidirectional layer (0 = fully bidirectional, `num_hidden_layers` = causal).
@@ -159,7 +198,7 @@ class BidirectionalFromLayer(AttentionMaskStrategy):
             raise ValueError(f"BidirectionalFromLayer.layer must be >= 0, got {layer}")
         self.layer = layer
         self._padding_mask: torch.Tensor | None = None
-        self._causal_mask: Any = None
+        self._causal_masks: dict[int, Any] = {}
         self._stack_config: Any = None
         self._handles: list[Any] = []
 
@@ -177,6 +216,7 @@ class BidirectionalFromLayer(AttentionMaskStrategy):
         """Make the model bidirectional and register the hooks that keep the lower layers causal."""
         if is_encoder(model):
             raise ValueError("BidirectionalFromLayer needs a decoder backbone; encoders are bidirectional already")
+        refuse_built_bidirectional(model, "BidirectionalFromLayer")
         num_layers = model.config.num_hidden_layers
         if self.layer > num_layers:
             raise ValueError(f"BidirectionalFromLayer.layer={self.layer} but the model has {num_layers} layers")
@@ -186,40 +226,54 @@ class BidirectionalFromLayer(AttentionMaskStrategy):
         stack, layers = decoder_layers(model)
         self._stack_config = stack.config
         self._handles = [stack.register_forward_pre_hook(self._capture_padding, with_kwargs=True)]
-        for block in list(layers)[: self.layer]:
-            self._handles.append(block.register_forward_pre_hook(self._make_causal, with_kwargs=True))
+        for index, block in enumerate(list(layers)[: self.layer]):
+            hook = functools.partial(self._make_causal, sliding=is_sliding_layer(stack.config, index))
+            self._handles.append(block.register_forward_pre_hook(hook, with_kwargs=True))
 
     def _capture_padding(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
         # The stack is called as stack(input_ids=..., attention_mask=(B, T)); keep the 2D padding mask.
         self._padding_mask = kwargs.get("attention_mask", args[1] if len(args) > 1 else None)
-        self._causal_mask = None
+        self._causal_masks = {}  # built once per forward and per mask handed out, shared by the causal layers
 
-    def _make_causal(self, module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
-        hidden = args[0] if args else kwargs["hidden_states"]  # (B, T, H)
-        if self._causal_mask is None and self._padding_mask is not None and self._padding_mask.ndim == 4:
-            self._causal_mask = _with_causality(self._padding_mask)  # a prepared mask (e.g. packed sequences)
-        elif self._causal_mask is None:  # built once per forward, shared by the causal layers
-            causal_config = copy.copy(self._stack_config)  # current attention implementation, is_causal forced
-            causal_config.is_causal = True
-            self._causal_mask = create_causal_mask(
-                config=causal_config,
-                inputs_embeds=hidden,
-                attention_mask=self._padding_mask,
-                cache=None,
-                position_ids=kwargs.get("position_ids"),
-            )
-        kwargs["attention_mask"] = self._causal_mask
+    def _make_causal(self, module: nn.Module, args: tuple, kwargs: dict, sliding: bool) -> tuple[tuple, dict]:
+        handed = kwargs.get("attention_mask")  # what the bidirectional model gives this layer
+        if id(handed) not in self._causal_masks:
+            self._causal_masks[id(handed)] = self._causal_version(handed, args, kwargs, sliding)
+        kwargs["attention_mask"] = self._causal_masks[id(handed)]
         kwargs["is_causal"] = True
         return args, kwargs
+
+    def _causal_version(self, handed: Any, args: tuple, kwargs: dict, sliding: bool) -> Any:
+        if isinstance(handed, torch.Tensor) and handed.ndim == 4:  # (B, 1, T, T): padding already in it
+            # the bidirectional window reaches w tokens to the left, the causal one w - 1: cut one more
+            return _with_causality(handed, self._stack_config.sliding_window if sliding else None)
+        kernel_reads_is_causal = self._stack_config._attn_implementation == "sdpa" or "flash" in str(
+            self._stack_config._attn_implementation
+        )
+        if kernel_reads_is_causal and (handed is None or (isinstance(handed, torch.Tensor) and handed.ndim == 2)):
+            return handed  # no mask, or flash's 2D padding mask: `is_causal=True` makes the kernel causal
+        causal_config = copy.copy(self._stack_config)  # current attention implementation, is_causal forced
+        causal_config.is_causal = True
+        build = create_sliding_window_causal_mask if sliding else create_causal_mask
+        return build(
+            config=causal_config,
+            inputs_embeds=args[0] if args else kwargs["hidden_states"],  # (B, T, H)
+            attention_mask=self._padding_mask,
+            cache=None,
+            position_ids=kwargs.get("position_ids"),
+        )
 
     def sees_right_context(self, layer: int) -> bool:
         """From layer `self.layer` on."""
         return layer >= self.layer
 
 
-def _with_causality(mask: torch.Tensor) -> torch.Tensor:
-    """A 4D mask `(B, 1, Q, K)` (boolean: True = attend; float: additive) that also forbids later keys."""
+def _with_causality(mask: torch.Tensor, window: int | None = None) -> torch.Tensor:
+    """A 4D mask `(B, 1, Q, K)` (boolean: True = attend; float: additive) that also forbids later keys and, given a
+    sliding `window`, keys `window` or more positions to the left (transformers' causal window: `k > q - window`)."""
     later = torch.ones(mask.shape[-2:], dtype=torch.bool, device=mask.device).triu(1)  # (Q, K)
+    if window is not None:
+        later |= torch.ones_like(later).tril(-window)
     if mask.dtype == torch.bool:
         return mask & ~later
     return mask.masked_fill(later, torch.finfo(mask.dtype).min)

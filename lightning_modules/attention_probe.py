@@ -10,6 +10,7 @@ works through the mask tensor is caught.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -20,6 +21,13 @@ from lightning_modules.attention_masks import AttentionMaskStrategy
 # bit-identical (masked scores are exactly zero after softmax); a real dependence moves it by far more.
 MOVE_TOLERANCE = {torch.float32: 1e-6, torch.float64: 1e-9}
 HALF_PRECISION_TOLERANCE = 1e-4
+
+
+def probe_length(config: Any, longest: int = 9) -> int:
+    """The probe's sequence length: `longest`, or the model's sliding window where that is shorter (at least 3), so
+    that the last token lies within every layer's reach of the first."""
+    window = getattr(config, "sliding_window", None)
+    return max(3, min(longest, window)) if isinstance(window, int) and window > 0 else longest
 
 
 class AttentionProbeError(RuntimeError):

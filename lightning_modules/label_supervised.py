@@ -28,7 +28,7 @@ from typing_extensions import override
 from core.class_paths import from_spec, restrict_imports, to_spec
 from core.packing import PACKED_KEYS, packed_attention_mask, unpack
 from lightning_modules.attention_masks import MASKS, AttentionMaskStrategy, is_encoder
-from lightning_modules.attention_probe import verify_attention
+from lightning_modules.attention_probe import probe_length, verify_attention
 from lightning_modules.builders import (
     Finetuning,
     apply_finetuning,
@@ -36,10 +36,13 @@ from lightning_modules.builders import (
     default_mask,
     default_pooling,
     log_trainable,
+    merge_adapter,
 )
+from lightning_modules.compile import compile_blocks
 from lightning_modules.metrics import build_metrics
 from lightning_modules.pooling import POOLINGS, Pooling
 from lightning_modules.pretrained import PretrainedMixin
+from lightning_modules.quantization import Quantization, check_finetuning
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +73,11 @@ class LabelSupervisedModule(PretrainedMixin, LightningModule):
         dtype: dtype of the backbone weights: `float32`, `bfloat16` (e.g. a 7B model on a 24 GB card; LoRA
             weights and the head stay float32), `float16` or `auto`.
         gradient_checkpointing: recompute activations in the backward pass to save memory.
+        quantization: `nf4` (QLoRA: the backbone's linear layers in 4-bit NormalFloat, LoRA on top), `fp4` or
+            `int8`, through transformers' `BitsAndBytesConfig` (`lightning_modules.quantization`; needs the
+            `qlora` extra); None = the weights in `dtype`. Needs `finetuning: lora` (or `head`).
+        compile: `torch.compile` each transformer block (`lightning_modules.compile`); the probe checks the
+            compiled model.
         backbone_seed: seed of a randomly initialised backbone, so a checkpoint can rebuild its frozen weights.
         optimizer: optimizer over the trainable parameters; None = AdamW(lr=8e-5), the paper's.
         scheduler: learning-rate scheduler (stepped every optimizer step); None = linear decay to zero after
@@ -77,6 +85,9 @@ class LabelSupervisedModule(PretrainedMixin, LightningModule):
         warmup_ratio: fraction of the training steps spent warming up (default scheduler only).
         seqeval_mode: None (seqeval default, conlleval-compatible) or `strict` (IOB2 chunks only).
         verify_mask: run the attention probe on the training/evaluation device before the first step.
+        init_adapter: a LoRA adapter folder of an earlier stage (e.g. the MNTP adaptation, configs/adapt/mntp.yaml)
+            merged into the backbone before finetuning; a fresh LoRA and head then train on the labels
+            (`builders.merge_adapter`). Kept as a path: checkpoints and adapter exports merge it again when loaded.
         task: `sequence` or `token` classification (linked from the data module).
         num_labels: number of labels (linked from the data module).
         label_names: label names by id (linked from the data module).
@@ -99,12 +110,15 @@ class LabelSupervisedModule(PretrainedMixin, LightningModule):
         attn_implementation: str | None = None,
         dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32",
         gradient_checkpointing: bool = False,
+        quantization: Quantization | None = None,
+        compile: bool = False,
         backbone_seed: int = 0,
         optimizer: OptimizerCallable | None = None,
         scheduler: LRSchedulerCallable | None = None,
         warmup_ratio: float = 0.0,
         seqeval_mode: Literal["strict"] | None = None,
         verify_mask: bool = True,
+        init_adapter: str | None = None,
         task: Literal["sequence", "token"] = "sequence",
         num_labels: int = 2,
         label_names: list[str] | None = None,
@@ -124,6 +138,7 @@ class LabelSupervisedModule(PretrainedMixin, LightningModule):
         if pooling is not None and task == "token":
             log.info("model.pooling is not used: token classification projects every token")
         self.pooling = from_spec(pooling, Pooling, "model.pooling", POOLINGS) if pooling else None
+        check_finetuning(quantization, finetuning)
         backbone_model = build_backbone(
             backbone,
             backbone_config,
@@ -133,7 +148,10 @@ class LabelSupervisedModule(PretrainedMixin, LightningModule):
             pad_token_id=pad_token_id,
             vocab_size=vocab_size,
             gradient_checkpointing=gradient_checkpointing,
+            quantization=quantization,
         )
+        if init_adapter is not None:  # merged, not continued: the adapter's LoRA settings need not match ours
+            backbone_model = merge_adapter(backbone_model, init_adapter)
         self.is_encoder = is_encoder(backbone_model)
         # a private copy: a strategy may hold hooks on the model it is applied to
         self.mask = copy.deepcopy(mask_strategy) if mask_strategy else default_mask(backbone_model.config)
@@ -145,6 +163,8 @@ class LabelSupervisedModule(PretrainedMixin, LightningModule):
         self.head = nn.Linear(backbone_model.config.hidden_size, num_labels, bias=task == "token")
         lora = {"r": lora_r, "alpha": lora_alpha, "dropout": lora_dropout, "target_modules": lora_target_modules}
         self.backbone = apply_finetuning(backbone_model, finetuning, **lora)
+        if compile:
+            compile_blocks(self.backbone)
         log_trainable(self)
         self._store_component_specs()
         self.strict_loading = False  # checkpoints hold only the trained weights; see on_load_checkpoint
@@ -230,6 +250,7 @@ class LabelSupervisedModule(PretrainedMixin, LightningModule):
             device=device,
             attn_implementation=self.backbone.config._attn_implementation,
             left_padding=not self.is_encoder,
+            length=probe_length(self.backbone.config),
         )
         self._verified_on.add(str(device))
         log.info("attention probe passed for %r on %s", self.mask, device)
@@ -331,7 +352,8 @@ class LabelSupervisedModule(PretrainedMixin, LightningModule):
         with metric.sync_context():  # the whole test set under DDP
             rows = metric.example_rows()
         trainer = self._trainer
-        log_dir = trainer.log_dir if trainer is not None and not trainer.fast_dev_run else None
+        logged = trainer is not None and trainer.loggers and not trainer.fast_dev_run
+        log_dir = trainer.log_dir if logged else None  # no logger: no log folder to write into (not the cwd)
         if not rows or log_dir is None or not trainer.is_global_zero:
             return
         path = Path(log_dir) / "test_examples.csv"
@@ -385,7 +407,9 @@ class LabelSupervisedModule(PretrainedMixin, LightningModule):
 
     @override
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["state_dict"] = self.trainable_state_dict()
+        # filter what the strategy gathered (under FSDP: full tensors on rank 0; `self.state_dict()` holds shards)
+        trainable = {name for name, p in self.named_parameters() if p.requires_grad}
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
 
     @override
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -97,7 +97,8 @@ class SeqevalMetrics(Metric):
     def compute(self) -> dict[str, torch.Tensor]:
         """`f1`, `precision`, `recall` over entities, `word_acc` over words."""
         pred_tags, gold_tags = self.sentences()
-        kwargs = {"mode": self.mode} if self.mode else {}
+        # zero_division=0: an entity type never predicted (early in training) scores 0, without seqeval's warning
+        kwargs: dict = {"mode": self.mode, "zero_division": 0} if self.mode else {"zero_division": 0}
         if self.mode == "strict":
             from seqeval.scheme import IOB2
 
@@ -109,7 +110,7 @@ class SeqevalMetrics(Metric):
             "word_acc": accuracy_score(gold_tags, pred_tags),
         }
         # seqeval's per-type report: f1_PER, f1_LOC, ... (types of the label set, 0 where a type never occurs)
-        report = classification_report(gold_tags, pred_tags, output_dict=True, zero_division=0, **kwargs)
+        report = classification_report(gold_tags, pred_tags, output_dict=True, **kwargs)
         for entity_type in self.entity_types:
             scores[f"f1_{entity_type}"] = report.get(entity_type, {}).get("f1-score", 0.0)
         return {name: torch.tensor(float(value)) for name, value in scores.items()}

@@ -17,7 +17,7 @@ torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("LS_LLAMA_SHARED", ROOT.parent / "shared"))
 SHARED_DATA = SHARED / "data"
-LLAMA2_TOKENIZER = SHARED / "models" / "llama2-tokenizer"
+LLAMA2_TOKENIZER = SHARED / "models" / "llama2-tokenizer-hf"  # adds BOS like the hub's meta-llama/Llama-2-7b-hf
 
 TINY_LLAMA = {
     "model_type": "llama",
@@ -96,3 +96,10 @@ def module_for(data, backbone_config: dict | None = None, **kwargs):
         vocab_size=data.vocab_size,
         **kwargs,
     )
+
+
+def quick(task: str = "right_context", method: str = "ls_llama") -> list[str]:
+    """CLI arguments of a quickstart run: the synthetic `task` (`right_context` NER or `early_cue` classification)
+    on the tiny random LLaMA with `method` (`ls_llama`, `ls_unllama`)."""
+    configs = [f"configs/quickstart/{task}.yaml", "configs/backbone/tiny-llama.yaml", f"configs/method/{method}.yaml"]
+    return [f"--config={config}" for config in configs]

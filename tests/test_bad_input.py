@@ -9,7 +9,7 @@ import datasets
 import pytest
 import torch
 import yaml
-from conftest import TINY_LLAMA
+from conftest import TINY_LLAMA, quick
 
 from core.hub import load_tokenizer
 from datamodules import LabelDataModule
@@ -19,7 +19,7 @@ from datamodules.synthetic import build_tokenizer
 from lightning_modules import LabelSupervisedModule
 from main import main
 
-BASE = ["fit", "--config=configs/quickstart/early_cue_ls_llama.yaml", "--config=configs/debug/fdr.yaml"]
+BASE = ["fit", *quick("early_cue", "ls_llama"), "--config=configs/debug/fdr.yaml"]
 BASE += ["--data.init_args.num_train=32", "--data.init_args.num_val=8"]
 
 
@@ -27,9 +27,9 @@ BASE += ["--data.init_args.num_train=32", "--data.init_args.num_val=8"]
 @pytest.mark.parametrize(
     ("override", "named"),
     [
-        ("--model.lora_rr=4", "--model.lora_rr"),  # a typo in a model argument
-        ("--model.lora_r=twelve", 'Parser key "model.lora_r"'),  # a string for an int
-        ("--model.finetuning=qlora", 'Parser key "model.finetuning"'),  # not one of the choices
+        ("--model.lora_rr=4", "Option 'lora_rr' is not accepted"),  # a typo in a model argument
+        ("--model.lora_r=twelve", 'Parser key "lora_r"'),  # a string for an int
+        ("--model.finetuning=qlora", 'Parser key "finetuning"'),  # not one of the choices
         ("--data.init_args.batch_sise=8", "batch_sise"),  # a typo in a data-module argument
         ("--trainer.max_epohcs=3", "--trainer.max_epohcs"),
     ],

@@ -7,22 +7,39 @@ packed prototype computes the padded logits, the 7B arithmetic matches a model b
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import logging
 import math
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
+from conftest import ROOT
 from transformers import AutoConfig, AutoModel
 
 from experiments.benchmarks import (
     bidirectional_cost,
     data_scale,
     framework_overhead,
+    gpu_check,
     llama_7b_shape,
     reference_vs_ours,
+    speed_options,
 )
 
-SCRIPTS = [reference_vs_ours, framework_overhead, bidirectional_cost, llama_7b_shape, data_scale]
+SCRIPTS = [
+    reference_vs_ours,
+    framework_overhead,
+    bidirectional_cost,
+    llama_7b_shape,
+    data_scale,
+    speed_options,
+    gpu_check,
+]
+HAS_BNB = importlib.util.find_spec("bitsandbytes") is not None
 
 
 @pytest.fixture(autouse=True)
@@ -44,9 +61,9 @@ def test_help_lists_options(script, capsys):
 
 # --------------------------------------------------------------------------------------------- reference vs ours
 def test_reference_vs_ours_tiny(shared_data, llama2_tokenizer, tmp_path):
-    result = reference_vs_ours.main(["--tiny", "--packed", "--json", str(tmp_path / "r.json")])
+    result = reference_vs_ours.main(["--tiny", "--packed", "--peer", "--json", str(tmp_path / "r.json")])
     runs = {name: results[0] for name, results in result["runs"].items()}
-    assert set(runs) == {"reference", "ours", "ours_packed"}
+    assert set(runs) == {"reference", "peer", "ours", "ours_packed"}
     for run in runs.values():
         assert run["train"]["steps"] == 10  # 12 steps, 2 of warm-up
         assert run["train"]["examples_per_s"] > 0 and run["train"]["cpu_examples_per_s"] > 0
@@ -57,6 +74,9 @@ def test_reference_vs_ours_tiny(shared_data, llama2_tokenizer, tmp_path):
     ref, ours, packed = runs["reference"], runs["ours"], runs["ours_packed"]
     assert ref["eval_padding"]["padding_fraction"] > ours["eval_padding"]["padding_fraction"] > 0
     assert ref["train_padding"]["padding_fraction"] > ours["train_padding"]["padding_fraction"]
+    # the peer pads per batch of length-grouped examples: far less than the reference's map-batch padding
+    assert ref["train_padding"]["padding_fraction"] > runs["peer"]["train_padding"]["padding_fraction"] > 0
+    assert result["summary"]["peer"]["train_vs_peer"] == 1.0
     assert packed["train_padding"]["padding_fraction"] == packed["eval_padding"]["padding_fraction"] == 0
     assert abs(ours["accuracy"] - ref["accuracy"]) < 0.2  # near chance after 12 steps: comparable, no regression
     assert result["summary"]["reference"]["train_speedup"] == 1.0
@@ -150,3 +170,83 @@ def test_llama_7b_shape_build_only_reports_bf16_weights():
     assert row["weight_dtypes"] == ["torch.bfloat16"] and row["build_s"] > 0 and row["peak_rss_gib"] > 0
     counts = llama_7b_shape.parameter_counts(llama_7b_shape.SHAPES["tiny"], ["q_proj", "v_proj"], 12)
     assert row["weights_gib"] * 2**30 == counts["backbone"] * 2
+
+
+# ------------------------------------------------------------------------------------ QLoRA memory arithmetic
+def test_70b_shape_and_qlora_budget():
+    config = dict(llama_7b_shape.SHAPES["70b"])
+    hf_config = AutoConfig.for_model(config.pop("model_type"), **config)
+    with torch.device("meta"):
+        model = AutoModel.from_config(hf_config)
+    counts = llama_7b_shape.parameter_counts(llama_7b_shape.SHAPES["70b"], ["q_proj", "v_proj"], 12)
+    assert counts["backbone"] == sum(p.numel() for p in model.parameters()) == 68_714_504_192  # GQA k/v included
+    rows = {(r["shape"], r["weights"], r["checkpointing"]): r for r in llama_7b_shape.qlora_budget()}
+    assert rows[("7b", "bf16", "off")]["fits_24gb"] and not rows[("13b", "bf16", "on")]["fits_24gb"]
+    assert rows[("13b", "nf4", "off")]["fits_24gb"] and not rows[("70b", "nf4", "on")]["fits_24gb"]
+    for shape in ("7b", "13b", "70b"):  # NF4 weights take a bit over a quarter of bf16 (embeddings stay fp32)
+        ratio = rows[(shape, "nf4", "off")]["weights_gib"] / rows[(shape, "bf16", "off")]["weights_gib"]
+        assert 0.26 < ratio < 0.31
+    assert rows[("7b", "bf16", "on")]["activations_gib"] < rows[("7b", "bf16", "off")]["activations_gib"] / 10
+
+
+@pytest.mark.skipif(not HAS_BNB, reason="bitsandbytes is not installed (pip install -e '.[qlora]')")
+def test_nf4_bytes_per_weight_match_bitsandbytes():
+    import bitsandbytes as bnb
+
+    weight = torch.randn(256, 1024)
+    quantized = bnb.nn.Params4bit(weight, requires_grad=False, quant_type="nf4", compress_statistics=True).to("cpu")
+    state = quantized.quant_state
+    stored = quantized.numel() * quantized.element_size() + state.absmax.numel() * state.absmax.element_size()
+    stored += state.state2.absmax.numel() * state.state2.absmax.element_size()
+    assert stored / weight.numel() == pytest.approx(llama_7b_shape.NF4_BYTES_PER_WEIGHT, rel=0.01)
+
+
+# ------------------------------------------------------------------------------------------- speed options
+def test_speed_options_tiny_checkpointing_saves_activation_memory():
+    result = speed_options.main(["--tiny", "--variants", "eager", "checkpointing"])
+    rows = {row["variant"]: row for row in result["rows"]}
+    assert set(rows) == {"eager", "checkpointing"} and result["peak_gflops"] > 0
+    for row in rows.values():
+        assert row["s_per_step"] > 0 and 0 < row["mfu"] < 1
+    assert rows["checkpointing"]["above_static_mib"] < rows["eager"]["above_static_mib"]
+
+
+def test_training_flops_agree_with_the_7b_formula():
+    module = llama_7b_shape.build_module(
+        llama_7b_shape.parse_args(["--shape", "tiny", "--device", "cpu"]),
+        {"lora_targets": "qv", "weights": "fp32-autocast", "attn": "sdpa", "gradient_checkpointing": "off",
+         "mask": "causal"},
+    )  # fmt: skip
+    counts = llama_7b_shape.parameter_counts(llama_7b_shape.SHAPES["tiny"], ["q_proj", "v_proj"], 12)
+    expected = llama_7b_shape.model_flops(llama_7b_shape.SHAPES["tiny"], counts, 8, 64)
+    assert speed_options.training_flops(module, 8, 64) == expected
+
+
+@pytest.mark.slow
+def test_speed_options_tiny_compiled():
+    result = speed_options.main(["--tiny", "--variants", "eager", "compiled", "--no-memory"])
+    compiled = next(row for row in result["rows"] if row["variant"] == "compiled")
+    assert compiled["compile_s"] > 0 and compiled["s_per_step"] > 0
+
+
+# ----------------------------------------------------------------------------------------------- GPU check
+def test_gpu_check_cpu_tiny_lora_step(tmp_path):
+    result = gpu_check.main(["--cpu-tiny", "--sections", "lora_step", "--out", str(tmp_path / "c.json")])
+    assert json.loads((tmp_path / "c.json").read_text())["lora_step"]["tokens_per_s"] > 0
+    step = result["lora_step"]
+    assert step["peak_memory_gib"] > 0 and 0 < step["mfu"] < 1
+
+
+@pytest.mark.slow
+def test_gpu_check_cpu_tiny_whole_script(tmp_path):
+    """The whole command in its own process (FSDP initialises torch.distributed)."""
+    out = tmp_path / "check.json"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-m", "experiments.benchmarks.gpu_check", "--cpu-tiny", "--out", str(out)]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert not any("error" in result[name] for name in ("probe", "lora_step", "qlora_step", "fsdp_step"))
+    assert {result["probe"][f"sdpa/{mask}"] for mask in gpu_check.MASKS} == {"passed"}
+    assert result["probe"]["flash_attention_2"].startswith("skipped")
+    assert result["fsdp_step"]["checkpoint_only_adapters_and_head"] and result["fsdp_step"]["steps"] == 2

@@ -7,20 +7,21 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, TINY_LLAMA
+from conftest import ROOT, TINY_LLAMA, quick
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
 from datamodules.synthetic import build_tokenizer
 from experiments.quickstart import logger_override
 from main import main
 
-QUICKSTART = sorted((ROOT / "configs" / "quickstart").glob("*.yaml"))
+TASKS = sorted(p.stem for p in (ROOT / "configs" / "quickstart").glob("*.yaml"))
 FAST = ["--trainer.fast_dev_run=1", "--trainer.accelerator=cpu"]
 
 
-@pytest.mark.parametrize("config", QUICKSTART, ids=lambda p: p.stem)
-def test_quickstart_configs_run_one_batch(config, tmp_path):
-    cli = main(["fit", "--config", str(config), *FAST, f"--trainer.default_root_dir={tmp_path}"])
+@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("method", ["ls_llama", "ls_unllama"])
+def test_quickstart_configs_run_one_batch(task, method, tmp_path):
+    cli = main(["fit", *quick(task, method), *FAST, f"--trainer.default_root_dir={tmp_path}"])
     assert cli.trainer.state.finished
     assert cli.model.hparams.num_labels == cli.datamodule.num_labels  # linked from the data module
     assert cli.model.hparams.vocab_size == len(cli.datamodule.tokenizer)
@@ -28,7 +29,7 @@ def test_quickstart_configs_run_one_batch(config, tmp_path):
 
 def test_stacked_configs_and_debug_overlay(tmp_path):
     cli = main([
-        "fit", "--config", "configs/trainer/default.yaml", "--config", "configs/quickstart/ls_unllama.yaml",
+        "fit", "--config", "configs/trainer/default.yaml", *quick("right_context", "ls_unllama"),
         "--config", "configs/debug/fdr.yaml", f"--trainer.default_root_dir={tmp_path}",
     ])  # fmt: skip
     assert cli.trainer.fast_dev_run == 1 and cli.trainer.state.finished
@@ -36,7 +37,7 @@ def test_stacked_configs_and_debug_overlay(tmp_path):
 
 def test_run_name_group_and_tags_identify_the_run(tmp_path):
     cli = main([
-        "fit", "--config", "configs/quickstart/ls_llama.yaml", "--trainer.max_steps=1", "--trainer.limit_val_batches=1",
+        "fit", *quick("right_context", "ls_llama"), "--trainer.max_steps=1", "--trainer.limit_val_batches=1",
         "--trainer.log_every_n_steps=1",
         *logger_override(str(tmp_path)), "--data.init_args.num_train=16",
     ])  # fmt: skip
@@ -58,7 +59,7 @@ def test_tokenizer_defaults_to_the_backbone_folder(tmp_path):
     AutoModel.from_config(config).save_pretrained(tmp_path / "backbone")
     tokenizer.save_pretrained(tmp_path / "backbone")
     cli = main([
-        "fit", "--config", "configs/quickstart/ls_llama.yaml", *FAST, "--model.backbone_config=null",
+        "fit", *quick("right_context", "ls_llama"), *FAST, "--model.backbone_config=null",
         f"--trainer.default_root_dir={tmp_path}",
         f"--model.backbone={tmp_path / 'backbone'}", "--data.init_args.tokenizer=null",
     ])  # fmt: skip
@@ -68,17 +69,17 @@ def test_tokenizer_defaults_to_the_backbone_folder(tmp_path):
 
 def test_missing_backbone_path_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="does-not-exist"):
-        main(["fit", "--config", "configs/quickstart/ls_llama.yaml", *FAST, "--model.backbone=./does-not-exist",
+        main(["fit", *quick("right_context", "ls_llama"), *FAST, "--model.backbone=./does-not-exist",
               f"--trainer.default_root_dir={tmp_path}"])  # fmt: skip
 
 
 def test_print_config_and_help_from_the_command_line():
-    run = [sys.executable, "main.py", "fit", "--config", "configs/quickstart/ls_unllama.yaml", "--print_config"]
+    run = [sys.executable, "main.py", "fit", *quick("right_context", "ls_unllama"), "--print_config"]
     out = subprocess.run(run, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "lightning_modules.BidirectionalMask" in out.stdout and "RightContextNER" in out.stdout
-    helped = subprocess.run([sys.executable, "main.py", "fit", "--help"], cwd=ROOT, capture_output=True, text=True,
-                            timeout=120)  # fmt: skip
+    helped = subprocess.run([sys.executable, "main.py", "fit", "--model.help", "LabelSupervisedModule"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
     assert helped.returncode == 0 and "attention-mask strategy" in helped.stdout  # docstrings become --help
     data_help = [sys.executable, "main.py", "fit", "--data.help", "RightContextNER"]
     helped = subprocess.run(data_help, cwd=ROOT, capture_output=True, text=True, timeout=120)

@@ -3,8 +3,8 @@
 - CLI configs parse with the CLI's own parser, stacked on the trainer config and a data config where they lack
   one, and every value they set is found in the parsed config (a misspelt key or a wrong type fails).
 - Suite files load (their config files exist, ids are unique) and their paper keys exist in paper_numbers.yaml.
-- One `fast_dev_run` per method config builds the model with a tiny random backbone substituted (a 2-layer LLaMA
-  for decoders, a 2-layer BERT/RoBERTa for encoders) and checks the mask, pooling and finetuning it asked for;
+- One `fast_dev_run` per (backbone, method) pair builds the model with a tiny random backbone substituted (a 2-layer
+  LLaMA for decoders, a 2-layer BERT/RoBERTa for encoders) and checks the mask, pooling and finetuning it asked for;
   one per data config (real data from ../shared, 16 examples) checks that the data module and the model meet.
 """
 
@@ -17,12 +17,13 @@ from typing import Any
 import pytest
 import yaml
 from conftest import ROOT
+from lightning.pytorch import LightningModule
+from test_architectures import FAMILIES, family_of, tiny_config
 from typing_extensions import override
 
 from datamodules import LabelDataModule
 from experiments.results_table import load_paper_numbers
 from experiments.suite import load_suite
-from lightning_modules import LabelSupervisedModule
 from main import LabelSupervisedCLI, main
 
 CLI_KEYS = {"model", "data", "trainer", "seed_everything", "ckpt_path"}
@@ -31,15 +32,18 @@ SYNTHETIC_DATA = "experiments/repro_smollm2/right_context_ner.yaml"
 
 
 def shipped_yaml() -> list[Path]:
-    """Every YAML file under configs/ and experiments/, except run outputs (experiments/runs, gitignored)."""
+    """Every YAML file under configs/ and experiments/, except run outputs (experiments/runs, gitignored, and the
+    runs' recorded configs in experiments/results)."""
     files = [p for folder in ("configs", "experiments") for p in (ROOT / folder).rglob("*.y*ml")]
-    return sorted(p for p in files if "runs" not in p.relative_to(ROOT).parts[:2])
+    return sorted(p for p in files if not {"runs", "results"} & set(p.relative_to(ROOT).parts[:2]))
 
 
 def kind(raw: Any) -> str:
-    """`suite`, `paper_numbers` or `cli` (a LightningCLI config); anything else is an error in the test."""
+    """`suite`, `paper_numbers`, `sweep` or `cli` (a LightningCLI config); anything else is an error in the test."""
     if isinstance(raw, dict) and "name" in raw and ("runs" in raw or "matrix" in raw):
         return "suite"
+    if isinstance(raw, dict) and {"program", "method", "parameters", "command"} <= set(raw):
+        return "sweep"  # a W&B sweep (experiments/sweeps/): tests/test_dashboard.py checks it
     if isinstance(raw, dict) and set(raw) == {"numbers"}:
         return "paper_numbers"
     if isinstance(raw, dict) and raw and set(raw) <= CLI_KEYS:
@@ -61,7 +65,7 @@ class _ParserOnly(LabelSupervisedCLI):
 def parser():
     """The CLI's own argument parser (built once)."""
     try:
-        _ParserOnly(LabelSupervisedModule, LabelDataModule, subclass_mode_data=True, args=["fit"])
+        _ParserOnly(LightningModule, LabelDataModule, subclass_mode_model=True, subclass_mode_data=True, args=["fit"])
     except _Stop as stop:
         return stop.args[0]
     raise AssertionError("the CLI did not reach argument parsing")
@@ -77,17 +81,24 @@ def leaves(tree: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def lookup(config: Any, key: str) -> Any:
-    """The value at a dotted key of a parsed config (namespaces, and plain dicts such as backbone_config)."""
-    for part in key.split("."):
+    """The value at a dotted key of a parsed config (namespaces, and plain dicts such as backbone_config); the
+    model's arguments live under `model.init_args` (the model is a subclass type with a default class)."""
+    parts = key.split(".")
+    if parts[0] == "model" and parts[1:2] not in (["class_path"], ["init_args"]):
+        parts.insert(1, "init_args")
+    for part in parts:
         config = config[part] if isinstance(config, dict) else getattr(config, part, None)
     return config
 
 
 def stack_for(path: Path, raw: dict[str, Any]) -> list[str]:
-    """The configs to parse `path` with: the trainer config, a data config when it has none, then the file."""
+    """The configs to parse `path` with: the trainer config, a data config when it has none, a backbone before a
+    method overlay, then the file."""
     stack = [TRAINER]
     if not isinstance(raw.get("data"), dict) or "class_path" not in raw["data"]:
         stack.append(SYNTHETIC_DATA)
+    if path.parent.name == "method":
+        stack.append("configs/backbone/tiny-llama.yaml")
     return [*stack, str(path.relative_to(ROOT))]
 
 
@@ -98,6 +109,8 @@ def test_shipped_yaml_parses(path: Path, parser, monkeypatch):
     what = kind(raw)
     if what == "paper_numbers":
         assert load_paper_numbers(path)
+        return
+    if what == "sweep":
         return
     if what == "suite":
         suite = load_suite(path)
@@ -117,9 +130,11 @@ def test_shipped_yaml_parses(path: Path, parser, monkeypatch):
 def test_the_walk_finds_every_family():
     names = {str(p.relative_to(ROOT)) for p in shipped_yaml()}
     for expected in (
-        "configs/llama2-7b/ls_llama.yaml",
-        "configs/llama2-13b/ls_unllama.yaml",
-        "configs/roberta-large/finetune.yaml",
+        "configs/backbone/llama2-7b.yaml",
+        "configs/backbone/roberta-large.yaml",
+        "configs/method/ls_unllama.yaml",
+        "configs/method/finetune.yaml",
+        "configs/trainer/early_stopping.yaml",
         "configs/ablation/pooling_mean.yaml",
         "experiments/repro_smollm2/suite.yaml",
         "experiments/paper_numbers.yaml",
@@ -133,51 +148,71 @@ FAST = ["--trainer.fast_dev_run=1", "--trainer.accelerator=cpu", "--trainer.devi
 FAST += ["--trainer.callbacks=[]"]  # no logger: LearningRateMonitor would refuse to start
 # one per tiny family (LLaMA causal + bidirectional, BERT, RoBERTa) by default; the rest are marked slow
 DEFAULT_BUILDS = [
-    "configs/llama2-7b/ls_llama.yaml",
-    "configs/llama2-7b/ls_unllama.yaml",
-    "configs/bert-base/finetune.yaml",
-    "configs/roberta-base/finetune.yaml",
+    ("configs/backbone/llama2-7b.yaml", "configs/method/ls_llama.yaml"),
+    ("configs/backbone/llama2-7b.yaml", "configs/method/ls_unllama.yaml"),
+    ("configs/backbone/bert-base.yaml", "configs/method/finetune.yaml"),
+    ("configs/backbone/roberta-base.yaml", "configs/method/finetune.yaml"),
+    ("configs/backbone/gemma2-9b.yaml", "configs/method/ls_unllama.yaml"),  # windows, soft-capping, eager
+    ("configs/backbone/modernbert-base.yaml", "configs/method/finetune.yaml"),
 ]
-METHOD_CONFIGS = sorted(
-    str(p.relative_to(ROOT))
-    for p in (ROOT / "configs").glob("*/*.yaml")
-    if p.parent.name not in {"data", "ablation", "trainer", "debug", "quickstart"} and p.stem != "paper_lr"
-)
+DECODER_METHODS = ["configs/method/ls_llama.yaml", "configs/method/ls_unllama.yaml"]
 
 
-def tiny_backbone(method: dict[str, Any]) -> list[str]:
-    """CLI arguments replacing the method's pretrained backbone with a tiny random one of the same family."""
-    backbone = str(method["model"]["backbone"]).lower()
-    if "roberta" in backbone:
+def is_encoder_backbone(raw: dict[str, Any]) -> bool:
+    return raw["model"].get("finetuning") == "full" and raw["model"].get("backbone") is not None
+
+
+def pairs() -> list[tuple[str, str]]:
+    """Every shipped (backbone, method) pair: decoders with the LS methods, encoders with `finetune`."""
+    found = []
+    for path in sorted((ROOT / "configs" / "backbone").glob("*.yaml")):
+        raw = yaml.safe_load(path.read_text())
+        methods = ["configs/method/finetune.yaml"] if is_encoder_backbone(raw) else DECODER_METHODS
+        found += [(str(path.relative_to(ROOT)), method) for method in methods]
+    return found
+
+
+def tiny_backbone(backbone: dict[str, Any]) -> list[str]:
+    """CLI arguments replacing the configured pretrained backbone with a tiny random one of the same family (the
+    families of tests/test_architectures.py; else LLaMA, BERT or RoBERTa)."""
+    source = str(backbone["model"].get("backbone")).lower()
+    family = family_of(source)
+    if family is not None:
+        config = json.dumps(tiny_config(family))
+        if FAMILIES[family].get("encoder"):
+            return ["--model.backbone=null", f"--model.backbone_config={config}"]
+        attn = backbone["model"].get("attn_implementation", "sdpa")  # after the overlay, which sets sdpa
+        overlay = ["--config", "configs/debug/tiny_llama.yaml", "--data.init_args.tokenizer=null"]
+        return [*overlay, f"--model.backbone_config={config}", f"--model.attn_implementation={attn}"]
+    if "roberta" in source:
         config = {"model_type": "roberta", **TINY_ENCODER, "max_position_embeddings": 130}
-    elif "bert" in backbone or "minilm" in backbone:
+    elif "bert" in source or "minilm" in source:
         config = {"model_type": "bert", **TINY_ENCODER}
     else:
-        return ["--config", "configs/debug/tiny_llama.yaml"]
+        return ["--config", "configs/debug/tiny_llama.yaml", "--data.init_args.tokenizer=null"]
     return ["--model.backbone=null", f"--model.backbone_config={json.dumps(config)}"]
 
 
-def build(method: str, data: str = SYNTHETIC_DATA, extra: list[str] | None = None):
-    """fast_dev_run of `trainer + data + method` with a tiny backbone; returns the CLI object."""
-    raw = yaml.safe_load((ROOT / method).read_text())
-    args = ["fit", "--config", TRAINER, "--config", data, "--config", method, *tiny_backbone(raw), *FAST]
-    return main([*args, *(extra or [])]), raw
+def build(backbone: str, method: str, data: str = SYNTHETIC_DATA, extra: list[str] | None = None):
+    """fast_dev_run of trainer + data + backbone + method with a tiny backbone: the CLI and the raw configs."""
+    raw = yaml.safe_load((ROOT / backbone).read_text())
+    args = ["fit", "--config", TRAINER, "--config", data, "--config", backbone, "--config", method]
+    return main([*args, *tiny_backbone(raw), *FAST, *(extra or [])]), raw, yaml.safe_load((ROOT / method).read_text())
 
 
 @pytest.mark.parametrize(
-    "method", [pytest.param(m, marks=[] if m in DEFAULT_BUILDS else [pytest.mark.slow]) for m in METHOD_CONFIGS]
+    ("backbone", "method"),
+    [pytest.param(*pair, marks=[] if pair in DEFAULT_BUILDS else [pytest.mark.slow]) for pair in pairs()],
 )
-def test_method_config_builds_with_a_tiny_backbone(method: str, monkeypatch):
+def test_backbone_and_method_build_with_a_tiny_backbone(backbone: str, method: str, monkeypatch):
     monkeypatch.chdir(ROOT)
-    cli, raw = build(method)
+    cli, raw, method_raw = build(backbone, method)
     model = cli.model
     assert cli.trainer.global_step == 1
-    spec = raw["model"]
+    spec, components = raw["model"], method_raw["model"]["init_args"]
     assert model.hparams.finetuning == spec["finetuning"]
-    if "mask" in spec:
-        assert type(model.mask).__name__ == spec["mask"]["class_path"].rsplit(".", 1)[-1]
-    else:
-        assert model.is_encoder and type(model.mask).__name__ == "BidirectionalMask"
+    assert type(model.mask).__name__ == components["mask"]["class_path"].rsplit(".", 1)[-1]
+    assert type(model.pooling).__name__ == components["pooling"]["class_path"].rsplit(".", 1)[-1]
     if spec["finetuning"] == "lora":
         assert model.hparams.lora_r == spec["lora_r"] == 12 and model.hparams.lora_alpha == 32
     lr = spec["optimizer"]["init_args"]["lr"]
@@ -202,7 +237,8 @@ def test_data_config_builds_on_real_data(data: str, llama2_tokenizer, monkeypatc
         pytest.skip(f"{ROOT / data_dir} is absent (the shared data folder)")
     subset = ["--data.init_args.max_train_examples=16", "--data.init_args.max_eval_examples=16"]
     stage = "test" if "test" in Path(data).stem else "fit"
-    args = [stage, "--config", TRAINER, "--config", data, "--config", "configs/llama2-7b/ls_unllama.yaml"]
+    args = [stage, "--config", TRAINER, "--config", data, "--config", "configs/backbone/llama2-7b.yaml"]
+    args += ["--config", "configs/method/ls_unllama.yaml"]
     args += ["--config", "configs/debug/tiny_llama.yaml", f"--data.init_args.tokenizer={llama2_tokenizer}"]
     cli = main([*args, *FAST, *subset, "--model.verify_mask=false"])
     assert cli.model.hparams.num_labels == cli.datamodule.num_labels > 1

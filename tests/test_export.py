@@ -7,7 +7,7 @@ from functools import partial
 
 import pytest
 import torch
-from conftest import TINY_LLAMA, module_for
+from conftest import TINY_LLAMA, module_for, quick
 from lightning.pytorch import Trainer
 from peft import PeftModel
 from transformers import AutoModel, AutoModelForSequenceClassification, AutoModelForTokenClassification
@@ -73,7 +73,7 @@ def test_cli_checkpoint_holds_only_trained_weights_and_loads_anywhere(tmp_path):
     cli = main(
         [
             "fit",
-            "--config=configs/quickstart/early_cue_ls_llama.yaml",
+            *quick("early_cue", "ls_llama"),
             "--config=configs/debug/tiny_llama.yaml",
             "--model.finetuning=lora",
             "--data.init_args.num_train=32",

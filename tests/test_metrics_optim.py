@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import TINY_LLAMA
+from conftest import TINY_LLAMA, quick
 from seqeval.metrics import f1_score
 from sklearn.metrics import accuracy_score
 from sklearn.metrics import f1_score as sk_f1
@@ -41,7 +41,7 @@ def test_classification_metric_matches_sklearn_and_deduplicates():
 
 def test_optimizer_and_scheduler_from_the_config(tmp_path):
     cli = main([
-        "fit", "--config", "configs/quickstart/ls_llama.yaml", "--trainer.fast_dev_run=1",
+        "fit", *quick("right_context", "ls_llama"), "--trainer.fast_dev_run=1",
         f"--trainer.default_root_dir={tmp_path}", "--model.finetuning=lora",
         "--model.optimizer=torch.optim.SGD", "--model.optimizer.lr=0.5",
         "--model.scheduler=torch.optim.lr_scheduler.StepLR", "--model.scheduler.step_size=7",

@@ -7,7 +7,7 @@ from functools import partial
 
 import pytest
 import torch
-from conftest import TINY_LLAMA, module_for
+from conftest import TINY_LLAMA, module_for, quick
 from jsonargparse import Namespace
 from lightning.pytorch import Callback, Trainer
 
@@ -15,7 +15,7 @@ from app.run_defaults import fill_run_defaults
 from datamodules import EarlyCueClassification
 from main import main
 
-BASE = ["fit", "--config=configs/quickstart/early_cue_ls_llama.yaml", "--config=configs/debug/fdr.yaml"]
+BASE = ["fit", *quick("early_cue", "ls_llama"), "--config=configs/debug/fdr.yaml"]
 BASE += ["--data.init_args.num_train=32", "--data.init_args.num_val=8"]
 
 

