@@ -375,8 +375,10 @@ def test_baseline_suites_load_with_paper_keys():
     assert "--trainer.max_steps=50000" not in table2["sst5-llama2-7b-instruction_tuning"].fit_overrides
     cpu = load_suite(ROOT / "experiments/baselines_llm/suite.yaml")
     assert {"sst2-smollm2-instruction_tuning-s0", "sst2-smollm2-instruction_tuning-s2"} <= {r.id for r in cpu.runs}
-    ls = load_suite(ROOT / "experiments/repro_seeds/suite.yaml")  # one folder, one results table, no shared ids
-    assert cpu.runs_dir == ls.runs_dir and not {r.id for r in cpu.runs} & {r.id for r in ls.runs}
+    # their results are copied into one folder with repro_seeds' and mntp's (one table): no run id may be shared
+    others = [load_suite(ROOT / f"experiments/{name}/suite.yaml") for name in ("repro_seeds", "mntp")]
+    ids = [run.id for suite in (cpu, *others) for run in suite.runs]
+    assert len(ids) == len(set(ids))
 
 
 def test_suite_runs_a_test_only_run_without_fit(tmp_path, llama2_tokenizer, monkeypatch):
