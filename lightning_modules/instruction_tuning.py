@@ -10,23 +10,20 @@ likelihood of each label's answer. The paper's recipe (batch 16, lr 2e-4, 10k st
 
 from __future__ import annotations
 
-import math
-import warnings
 from typing import Any, ClassVar, Literal
 
 import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
-from transformers import get_linear_schedule_with_warmup
 from typing_extensions import override
 
-from core.class_paths import restrict_imports
 from lightning_modules.builders import Finetuning, apply_finetuning, log_trainable
 from lightning_modules.decoding import causal_lm_parts, forward_hidden, response_cross_entropy
 from lightning_modules.prompting import PromptedLM, Reading
 from lightning_modules.prompts import PromptFormatter
+from lightning_modules.training import TrainedWeightsCheckpoints, optimizers_with_warmup
 
 
-class InstructionTuningModule(PromptedLM):
+class InstructionTuningModule(TrainedWeightsCheckpoints, PromptedLM):
     """Instruction tuning of a causal LM on prompt -> label-name answers; evaluated like `ZeroShotModule`.
 
     Args:
@@ -123,43 +120,6 @@ class InstructionTuningModule(PromptedLM):
 
     @override
     def configure_optimizers(self) -> Any:
-        params = [p for p in self.parameters() if p.requires_grad]
-        if self.optimizer_factory is not None:
-            optimizer = self.optimizer_factory(params)
-        else:
-            optimizer = torch.optim.AdamW(params, lr=2e-4, weight_decay=0.0)
-        if self.scheduler_factory is not None:
-            scheduler = self.scheduler_factory(optimizer)
-        else:
-            total = self.trainer.estimated_stepping_batches
-            total = int(total) if math.isfinite(total) else 10**9
-            scheduler = get_linear_schedule_with_warmup(optimizer, int(self.warmup_ratio * total), total)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-
-    # -------------------------------------------------------------------------------------------- checkpoints
-    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
-        """Only what training changes: the LoRA adapters (or every weight when fully finetuned)."""
-        trainable = {name for name, p in self.named_parameters() if p.requires_grad}
-        return {k: v for k, v in self.state_dict().items() if k in trainable}
-
-    @override
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["state_dict"] = self.trainable_state_dict()
-
-    @override
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        missing = set(self.trainable_state_dict()) - set(checkpoint["state_dict"])
-        if missing:
-            raise KeyError(
-                f"checkpoint lacks {len(missing)} trained weights this model needs, e.g. {sorted(missing)[:3]}: "
-                "was it written with another finetuning/LoRA setting?"
-            )
-
-    @classmethod
-    @override
-    def load_from_checkpoint(cls, checkpoint_path: Any, *args: Any, **kwargs: Any) -> InstructionTuningModule:
-        """Lightning's `load_from_checkpoint`, with jsonargparse limited to the allowed packages' classes."""
-        restrict_imports()
-        with warnings.catch_warnings():  # the frozen weights are missing by design; on_load_checkpoint checks
-            warnings.filterwarnings("ignore", message="Found keys that are in the model state dict but not in the")
-            return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
+        return optimizers_with_warmup(
+            self, self.optimizer_factory, self.scheduler_factory, self.warmup_ratio, default_lr=2e-4
+        )

@@ -11,24 +11,19 @@ from __future__ import annotations
 import copy
 import csv
 import logging
-import math
-import warnings
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 from torchmetrics import MeanMetric
-from transformers import get_linear_schedule_with_warmup
 from typing_extensions import override
 
-from core.class_paths import from_spec, restrict_imports, to_spec
+from core.class_paths import from_spec, to_spec
 from core.packing import PACKED_KEYS, packed_attention_mask, unpack
 from lightning_modules.attention_masks import MASKS, AttentionMaskStrategy, is_encoder
-from lightning_modules.attention_probe import probe_length, verify_attention
 from lightning_modules.builders import (
     Finetuning,
     apply_finetuning,
@@ -43,11 +38,17 @@ from lightning_modules.metrics import build_metrics
 from lightning_modules.pooling import POOLINGS, Pooling
 from lightning_modules.pretrained import PretrainedMixin
 from lightning_modules.quantization import Quantization, check_finetuning
+from lightning_modules.training import (
+    ProbedAttention,
+    TrainedWeightsCheckpoints,
+    checked_label_names,
+    optimizers_with_warmup,
+)
 
 log = logging.getLogger(__name__)
 
 
-class LabelSupervisedModule(PretrainedMixin, LightningModule):
+class LabelSupervisedModule(ProbedAttention, TrainedWeightsCheckpoints, PretrainedMixin):
     """Label-supervised finetuning of a transformer backbone for sequence or token classification.
 
     Args:
@@ -127,9 +128,7 @@ class LabelSupervisedModule(PretrainedMixin, LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.label_names = list(label_names) if label_names else [str(i) for i in range(num_labels)]
-        if len(self.label_names) != num_labels:
-            raise ValueError(f"model.label_names has {len(self.label_names)} names but num_labels={num_labels}")
+        self.label_names, self.outside_label = checked_label_names(label_names, num_labels, task)
         self.task, self.num_labels, self.pad_token_id = task, num_labels, pad_token_id
         self.finetuning, self.warmup_ratio, self.verify_mask_enabled = finetuning, warmup_ratio, verify_mask
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
@@ -153,6 +152,7 @@ class LabelSupervisedModule(PretrainedMixin, LightningModule):
         if init_adapter is not None:  # merged, not continued: the adapter's LoRA settings need not match ours
             backbone_model = merge_adapter(backbone_model, init_adapter)
         self.is_encoder = is_encoder(backbone_model)
+        self.probe_left_padding = not self.is_encoder  # RoBERTa numbers positions from the ids: no left padding
         # a private copy: a strategy may hold hooks on the model it is applied to
         self.mask = copy.deepcopy(mask_strategy) if mask_strategy else default_mask(backbone_model.config)
         self.mask.apply(backbone_model)
@@ -168,16 +168,12 @@ class LabelSupervisedModule(PretrainedMixin, LightningModule):
         log_trainable(self)
         self._store_component_specs()
         self.strict_loading = False  # checkpoints hold only the trained weights; see on_load_checkpoint
-        self._verified_on: set[str] = set()
         metrics = build_metrics(task, self.label_names, seqeval_mode)
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
         # torchmetrics means sync float sums across processes; Lightning's `sync_dist` mean of a logged value
         # averages integer example counts, which is off when processes hold unequal shares of the set
         self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
-        self.outside_label = self.label_names.index("O") if task == "token" and "O" in self.label_names else None
-        if task == "token" and self.outside_label is None:
-            raise ValueError(f"token classification needs an 'O' tag in label_names, got {self.label_names}")
 
     def _store_component_specs(self) -> None:
         """Keep the injected objects as class_path specs in hparams, so checkpoints rebuild them from data."""
@@ -238,45 +234,9 @@ class LabelSupervisedModule(PretrainedMixin, LightningModule):
             hidden = self.pooling(hidden, attention_mask)  # (B, H)
         return self.head(self.head_dropout(hidden.to(self.head.weight.dtype)))
 
-    def verify_mask(self) -> dict[str, list[float]]:
-        """Probe the backbone on its current device: raises if the mask strategy did not take effect."""
-        device = next(self.backbone.parameters()).device
-        report = verify_attention(
-            lambda ids, mask: self.hidden_states(ids, mask, output_hidden_states=True).hidden_states,
-            self.mask,
-            module=self,
-            vocab_size=self.backbone.get_input_embeddings().num_embeddings,
-            pad_token_id=self.pad_token_id if self.pad_token_id is not None else 0,
-            device=device,
-            attn_implementation=self.backbone.config._attn_implementation,
-            left_padding=not self.is_encoder,
-            length=probe_length(self.backbone.config),
-        )
-        self._verified_on.add(str(device))
-        log.info("attention probe passed for %r on %s", self.mask, device)
-        return report
-
-    def _verify_once(self) -> None:
-        if self.verify_mask_enabled and str(self.device) not in self._verified_on:
-            self.verify_mask()
-
     @override
-    def on_fit_start(self) -> None:
-        # `from_pretrained` returns a model in eval mode and Lightning keeps modules' modes: train with dropout.
-        self.train()
-        self._verify_once()
-
-    @override
-    def on_validation_start(self) -> None:
-        self._verify_once()
-
-    @override
-    def on_test_start(self) -> None:
-        self._verify_once()
-
-    @override
-    def on_predict_start(self) -> None:
-        self._verify_once()
+    def probed_model(self) -> nn.Module:
+        return self.backbone
 
     # ---------------------------------------------------------------------------------------------- steps
     def _logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -386,46 +346,6 @@ class LabelSupervisedModule(PretrainedMixin, LightningModule):
     # ----------------------------------------------------------------------------------------- optimisation
     @override
     def configure_optimizers(self) -> Any:
-        params = [p for p in self.parameters() if p.requires_grad]
-        if self.optimizer_factory is not None:
-            optimizer = self.optimizer_factory(params)
-        else:
-            optimizer = torch.optim.AdamW(params, lr=8e-5, weight_decay=0.0)
-        if self.scheduler_factory is not None:
-            scheduler = self.scheduler_factory(optimizer)
-        else:
-            total = self.trainer.estimated_stepping_batches
-            total = int(total) if math.isfinite(total) else 10**9
-            scheduler = get_linear_schedule_with_warmup(optimizer, int(self.warmup_ratio * total), total)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
-
-    # -------------------------------------------------------------------------------------------- checkpoints
-    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
-        """Only what training changes: LoRA adapters (or the whole backbone when fully finetuned) and the head."""
-        trainable = {name for name, p in self.named_parameters() if p.requires_grad}
-        return {k: v for k, v in self.state_dict().items() if k in trainable}
-
-    @override
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # filter what the strategy gathered (under FSDP: full tensors on rank 0; `self.state_dict()` holds shards)
-        trainable = {name for name, p in self.named_parameters() if p.requires_grad}
-        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
-
-    @override
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        missing = set(self.trainable_state_dict()) - set(checkpoint["state_dict"])
-        if missing:
-            raise KeyError(
-                f"checkpoint lacks {len(missing)} trained weights this model needs, e.g. {sorted(missing)[:3]}: "
-                "was it written with another finetuning/LoRA/head setting?"
-            )
-
-    @classmethod
-    @override
-    def load_from_checkpoint(cls, checkpoint_path: Any, *args: Any, **kwargs: Any) -> LabelSupervisedModule:
-        """Lightning's `load_from_checkpoint`, with jsonargparse limited to classes of the allowed packages
-        (`core.class_paths`) while it parses the stored hyper-parameters."""
-        restrict_imports()
-        with warnings.catch_warnings():  # the frozen weights are missing by design; on_load_checkpoint checks
-            warnings.filterwarnings("ignore", message="Found keys that are in the model state dict but not in the")
-            return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
+        return optimizers_with_warmup(
+            self, self.optimizer_factory, self.scheduler_factory, self.warmup_ratio, default_lr=8e-5
+        )

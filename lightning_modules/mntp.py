@@ -27,28 +27,26 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import math
-import warnings
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
+from torch import nn
 from torchmetrics import MeanMetric
-from transformers import AutoModelForCausalLM, get_linear_schedule_with_warmup
+from transformers import AutoModelForCausalLM
 from typing_extensions import override
 
-from core.class_paths import from_spec, restrict_imports, to_spec
+from core.class_paths import from_spec, to_spec
 from lightning_modules.attention_masks import MASKS, AttentionMaskStrategy, is_encoder
-from lightning_modules.attention_probe import probe_length, verify_attention
 from lightning_modules.builders import ADAPTER_INFO, apply_lora, backbone_fingerprint, build_backbone, log_trainable
 from lightning_modules.mntp_data import MaskedTextEncoder, mntp_loss
+from lightning_modules.training import ProbedAttention, TrainedWeightsCheckpoints, optimizers_with_warmup
 
 log = logging.getLogger(__name__)
 
 
-class MaskedNextTokenModule(LightningModule):
+class MaskedNextTokenModule(ProbedAttention, TrainedWeightsCheckpoints):
     """Masked next-token prediction with LoRA on a decoder whose causal mask is removed (LLM2Vec's MNTP).
 
     Args:
@@ -151,7 +149,6 @@ class MaskedNextTokenModule(LightningModule):
             if callable(self.hparams.get(key)):
                 self.hparams[key] = None  # a Python callable (not from a config) cannot be stored as data
         self.strict_loading = False  # checkpoints hold only the LoRA weights; see on_load_checkpoint
-        self._verified_on: set[str] = set()
         self.val_loss, self.val_acc = MeanMetric(), MeanMetric()
         self.test_loss, self.test_acc = MeanMetric(), MeanMetric()
 
@@ -184,39 +181,9 @@ class MaskedNextTokenModule(LightningModule):
             loss = logits.float().sum()
         return loss, logits, targets
 
-    def verify_mask(self) -> dict[str, list[float]]:
-        """Probe the decoder on its current device: raises if the mask strategy did not take effect."""
-        device = next(self.lm.parameters()).device
-        report = verify_attention(
-            lambda ids, mask: self.hidden_states(ids, mask, output_hidden_states=True).hidden_states,
-            self.mask,
-            module=self,
-            vocab_size=self.lm.get_input_embeddings().num_embeddings,
-            pad_token_id=self.pad_token_id if self.pad_token_id is not None else 0,
-            device=device,
-            attn_implementation=self.lm.config._attn_implementation,
-            length=probe_length(self.lm.config),
-        )
-        self._verified_on.add(str(device))
-        log.info("attention probe passed for %r on %s", self.mask, device)
-        return report
-
-    def _verify_once(self) -> None:
-        if self.verify_mask_enabled and str(self.device) not in self._verified_on:
-            self.verify_mask()
-
     @override
-    def on_fit_start(self) -> None:
-        self.train()  # from_pretrained returns eval mode; LoRA dropout should train
-        self._verify_once()
-
-    @override
-    def on_validation_start(self) -> None:
-        self._verify_once()
-
-    @override
-    def on_test_start(self) -> None:
-        self._verify_once()
+    def probed_model(self) -> nn.Module:
+        return self.lm
 
     # ---------------------------------------------------------------------------------------------- steps
     def _step(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -268,18 +235,9 @@ class MaskedNextTokenModule(LightningModule):
     # ----------------------------------------------------------------------------------------- optimisation
     @override
     def configure_optimizers(self) -> Any:
-        params = [p for p in self.parameters() if p.requires_grad]
-        if self.optimizer_factory is not None:
-            optimizer = self.optimizer_factory(params)
-        else:
-            optimizer = torch.optim.AdamW(params, lr=5e-5, weight_decay=0.0)
-        if self.scheduler_factory is not None:
-            scheduler = self.scheduler_factory(optimizer)
-        else:
-            total = self.trainer.estimated_stepping_batches
-            total = int(total) if math.isfinite(total) else 10**9
-            scheduler = get_linear_schedule_with_warmup(optimizer, int(self.warmup_ratio * total), total)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return optimizers_with_warmup(
+            self, self.optimizer_factory, self.scheduler_factory, self.warmup_ratio, default_lr=5e-5
+        )
 
     # --------------------------------------------------------------------------------------- the adapter
     def save_adapter(self, folder: str | Path) -> Path:
@@ -316,31 +274,3 @@ class MaskedNextTokenModule(LightningModule):
             log.info("no model.adapter_dir and no log folder: the adapter was not written (see save_adapter)")
         elif trainer.is_global_zero:
             self.save_adapter(folder)
-
-    # -------------------------------------------------------------------------------------------- checkpoints
-    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
-        """Only what training changes: the LoRA weights."""
-        trainable = {name for name, p in self.named_parameters() if p.requires_grad}
-        return {k: v for k, v in self.state_dict().items() if k in trainable}
-
-    @override
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["state_dict"] = self.trainable_state_dict()
-
-    @override
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        missing = set(self.trainable_state_dict()) - set(checkpoint["state_dict"])
-        if missing:
-            raise KeyError(
-                f"checkpoint lacks {len(missing)} LoRA weights this model needs, e.g. {sorted(missing)[:3]}: was it "
-                "written with another LoRA setting (lora_r, lora_target_modules)?"
-            )
-
-    @classmethod
-    @override
-    def load_from_checkpoint(cls, checkpoint_path: Any, *args: Any, **kwargs: Any) -> MaskedNextTokenModule:
-        """Lightning's `load_from_checkpoint` with jsonargparse limited to the allowed packages (`core.class_paths`)."""
-        restrict_imports()
-        with warnings.catch_warnings():  # the frozen weights are missing by design; on_load_checkpoint checks
-            warnings.filterwarnings("ignore", message="Found keys that are in the model state dict but not in the")
-            return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)

@@ -41,6 +41,7 @@ from lightning_modules.decoding import causal_lm_parts, greedy_generate, prefill
 from lightning_modules.metrics import ClassificationMetrics, SeqevalMetrics
 from lightning_modules.prompt_encoder import PromptEncoder, right_pad
 from lightning_modules.prompts import PROMPTS, ClassificationPrompt, EntityPrompt, PromptFormatter
+from lightning_modules.training import checked_label_names
 
 log = logging.getLogger(__name__)
 
@@ -98,13 +99,8 @@ class PromptedLM(LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
-        self.label_names = list(label_names) if label_names else [str(i) for i in range(num_labels)]
-        if len(self.label_names) != num_labels:
-            raise ValueError(f"model.label_names has {len(self.label_names)} names but num_labels={num_labels}")
+        self.label_names, self.outside = checked_label_names(label_names, num_labels, task)
         self.task, self.num_labels = task, num_labels
-        self.outside = self.label_names.index("O") if task == "token" and "O" in self.label_names else None
-        if task == "token" and self.outside is None:
-            raise ValueError(f"token classification needs an 'O' tag in label_names, got {self.label_names}")
         self.prompt = self._build_prompt(prompt, task)
         self.readings, self.score_reading = self._check_readings(readings, score_reading, task)
         self.max_new_tokens = max_new_tokens or (32 if task == "sequence" else 96)
