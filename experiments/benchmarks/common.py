@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("LS_LLAMA_SHARED", ROOT.parent / "shared"))
 SST2_DIR = SHARED / "data" / "sst2"
 CONLL_DIR = SHARED / "data" / "conll2003"
-LLAMA2_TOKENIZER = SHARED / "models" / "llama2-tokenizer"
+LLAMA2_TOKENIZER = SHARED / "models" / "llama2-tokenizer-hf"  # adds BOS like the hub's meta-llama/Llama-2-7b-hf
 
 # The benchmark backbone: a 4-layer LLaMA of hidden size 256 (LLaMA's 8/3 MLP ratio, head dim 64), random weights.
 BENCH_LLAMA = {
