@@ -171,6 +171,34 @@ def differences_frame(
     return pd.DataFrame(rows)
 
 
+METHOD_ORDER = ["zero_shot", "instruction_tuning", "ls_llama", "ls_unllama", "ls_unllama_mntp", "finetune"]
+
+
+def methods_frame(settings: pd.DataFrame) -> pd.DataFrame:
+    """One row per data budget (the first `-`-separated part of a setting id: `sst5`, `conll2003_600`), one column
+    per method: `mean ± std (n)` in percent, the paper's number in brackets; then the methods ranked by our mean
+    and by the paper's number (`>` between them, best first)."""
+    if settings.empty:
+        return pd.DataFrame()
+    table = settings.assign(data=settings["setting"].str.split("-").str[0])
+    methods = [m for m in METHOD_ORDER if m in set(table["method"])]
+    methods += sorted(set(table["method"].dropna()) - set(methods))
+    rows = []
+    for data, group in table.groupby("data", sort=False):
+        row: dict[str, Any] = {"data": data}
+        by_method = {r["method"]: r for r in group.to_dict("records")}
+        for method in methods:
+            r = by_method.get(method)
+            paper = "" if r is None or _missing(r.get("paper_value")) else f" ({float(r['paper_value']):.1f})"
+            row[method] = "" if r is None else f"{_percent(r['mean'])} ± {_percent(r['std'])} (n={r['n']}){paper}"
+        ours = sorted(by_method, key=lambda m: -by_method[m]["mean"])
+        row["ours, best first"] = " > ".join(ours)
+        known = [m for m in ours if not _missing(by_method[m].get("paper_value"))]
+        row["paper, best first"] = " > ".join(sorted(known, key=lambda m: -float(by_method[m]["paper_value"])))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and pd.isna(value))
 
@@ -195,8 +223,11 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
 
 
 def markdown(runs: pd.DataFrame, settings: pd.DataFrame | None = None, differences: pd.DataFrame | None = None) -> str:
-    """The tables as Markdown, scores in percent: per setting, paired differences, per run."""
+    """The tables as Markdown, scores in percent: methods per data, per setting, paired differences, per run."""
     lines: list[str] = []
+    methods = methods_frame(settings) if settings is not None else pd.DataFrame()
+    if len(methods.columns) > 4:  # more than one method somewhere: the side-by-side view
+        lines += [*_table(list(methods.columns), methods.values.tolist()), ""]
     if settings is not None and not settings.empty:
         header = ["setting", "model", "metric", "n", "mean ± std", "95% interval", "paper"]
         rows = [
@@ -225,8 +256,9 @@ def markdown(runs: pd.DataFrame, settings: pd.DataFrame | None = None, differenc
         "Scores in percent: accuracy for classification, seqeval micro entity F1 for NER, on the test set, of the "
         "checkpoint with the best validation score. mean ± std: over seeds (sample std). 95% interval: percentile "
         "bootstrap over test examples pooled over seeds (2,000 resamples; paired by seed and example for "
-        "differences). paper: the paper's number for the matching setting (experiments/paper_numbers.yaml); "
-        "`?` = none, `n/a` = no matching setting.",
+        "differences). paper: the paper's number for the matching setting (experiments/paper_numbers.yaml; in "
+        "brackets in the first table, whose rows are the first part of the run ids: data and budget); `?` = none, "
+        "`n/a` = no matching setting.",
     ]
     return "\n".join(lines + notes) + "\n"
 
