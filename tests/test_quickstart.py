@@ -27,3 +27,10 @@ def test_both_solve_the_sequence_twin(tmp_path):
     results = run("sequence", REDUCED, out_dir=str(tmp_path))
     for result in results.values():
         assert result["metrics"]["val/acc"] >= 0.95
+
+
+def test_the_quickstart_prints_the_same_numbers_on_every_run(tmp_path):
+    tiny = ["--data.init_args.num_train=160", "--data.init_args.num_val=40", "--trainer.max_epochs=1"]
+    first = run("token", tiny, out_dir=str(tmp_path / "a"))
+    second = run("token", tiny, out_dir=str(tmp_path / "b"))
+    assert [r["metrics"] for r in first.values()] == [r["metrics"] for r in second.values()]
