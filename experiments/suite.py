@@ -504,6 +504,7 @@ class Options:
     """How to run a suite (see `python -m experiments.suite --help`)."""
 
     only: list[str] | None = None
+    seeds: list[int] | None = None
     force: list[str] = field(default_factory=list)
     dry_run: bool = False
     wandb: str = "offline"
@@ -601,6 +602,7 @@ def _test(suite: Suite, run: Run, run_dir: Path, overlay: Path, fit: dict, optio
 def run_suite(suite: Suite, options: Options) -> dict[str, Any]:
     """Run (or resume) every selected run in order; returns `{"results": [...], "failed": {id: error}}`."""
     selected = [r for r in suite.runs if options.only is None or r.id in options.only or r.group in options.only]
+    selected = [r for r in selected if options.seeds is None or r.seed in options.seeds]
     unknown = set(options.only or []) - {r.id for r in suite.runs} - {r.group for r in suite.runs}
     if unknown:
         raise SuiteError(f"{suite.path}: --only names runs that the suite lacks: {sorted(unknown)}")
@@ -638,7 +640,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The runner's command line."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("suite", help="suite YAML file")
-    parser.add_argument("--only", nargs="+", metavar="ID", help="run only these run ids")
+    parser.add_argument("--only", nargs="+", metavar="ID", help="run only these run ids (or ids without -s<n>)")
+    parser.add_argument("--seeds", nargs="+", type=int, metavar="N", help="run only the repeats of these seeds")
     parser.add_argument("--force", nargs="+", default=[], metavar="ID", help="delete these runs' folders first")
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     parser.add_argument("--runs-dir", help="where the runs go (default: the suite's runs_dir)")
@@ -666,6 +669,7 @@ def main(argv: list[str] | None = None) -> int:
     suite.overrides += args.overrides
     options = Options(
         only=args.only,
+        seeds=args.seeds,
         force=args.force,
         dry_run=args.dry_run,
         wandb=args.wandb,

@@ -103,6 +103,18 @@ def test_dry_run_prints_fit_and_test_commands(tmp_path, capsys):
     assert not (tmp_path / "runs").exists()
 
 
+def test_seeds_expand_runs_and_select_by_seed(tmp_path, capsys):
+    path = write_tiny_suite(tmp_path)
+    raw = yaml.safe_load(path.read_text())
+    path.write_text(yaml.safe_dump({**raw, "seeds": [0, 1, 2]}))
+    suite = load_suite(path, tmp_path / "runs")
+    assert [r.id for r in suite.runs][:2] == ["causal-s0", "bidirectional-s0"]  # seed-major: balanced when cut
+    assert all(f"--seed_everything={r.seed}" in r.overrides for r in suite.runs) and len(suite.runs) == 6
+    run_suite(suite, Options(dry_run=True, seeds=[1]))
+    fits = [line for line in capsys.readouterr().out.splitlines() if line.startswith("python main.py fit")]
+    assert len(fits) == 2 and all("--seed_everything=1" in line and "--data.init_args.seed=1" in line for line in fits)
+
+
 def test_bad_suites_get_one_clear_error(tmp_path):
     path = tmp_path / "suite.yaml"
     path.write_text(yaml.safe_dump({"name": "x", "runs": [{"id": "a", "configs": ["configs/nope.yaml"]}]}))
