@@ -181,6 +181,8 @@ def methods_frame(settings: pd.DataFrame) -> pd.DataFrame:
     if settings.empty:
         return pd.DataFrame()
     table = settings.assign(data=settings["setting"].str.split("-").str[0])
+    # a run whose configs name no method file (a suite of custom configs) is a column of its own, named by its label
+    table["method"] = table["method"].fillna(table["label"]).fillna(table["setting"]).astype(str)
     methods = [m for m in METHOD_ORDER if m in set(table["method"])]
     methods += sorted(set(table["method"].dropna()) - set(methods))
     rows = []

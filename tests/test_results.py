@@ -10,7 +10,14 @@ from conftest import ROOT
 from seqeval.metrics import f1_score
 from suite_helpers import run_seeded_suite
 
-from experiments.results_table import copy_run_files, differences_frame, results_frame, settings_frame, write_tables
+from experiments.results_table import (
+    copy_run_files,
+    differences_frame,
+    methods_frame,
+    results_frame,
+    settings_frame,
+    write_tables,
+)
 from experiments.stats import bootstrap_interval, mean_std, score
 from lightning_modules.metrics import SeqevalMetrics
 
@@ -69,6 +76,18 @@ def test_settings_average_over_seeds_and_methods_are_compared_pairwise(seeded_ru
     expected = settings.loc["right_context-tiny-ls_unllama"]["mean"] - causal["mean"]
     assert difference["n"] == 2 and difference["mean"] == pytest.approx(expected)
     assert difference["ci_low"] <= difference["mean"] <= difference["ci_high"]
+
+
+def test_methods_view_names_a_run_without_a_method_file_by_its_label():
+    settings = pd.DataFrame(
+        [
+            {"setting": "toy-tiny-a", "method": "ls_llama", "label": "causal", "mean": 0.5, "std": 0.1, "n": 2},
+            {"setting": "toy-tiny-b", "method": None, "label": "my variant", "mean": 0.7, "std": 0.0, "n": 1},
+        ]
+    )
+    (row,) = methods_frame(settings).to_dict("records")
+    assert row["ours, best first"] == "my variant > ls_llama"
+    assert row["my variant"] == "70.00 ± 0.00 (n=1)" and row["ls_llama"] == "50.00 ± 10.00 (n=2)"
 
 
 def test_copied_run_files_rebuild_the_same_tables(seeded_runs, tmp_path):
