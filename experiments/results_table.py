@@ -45,8 +45,12 @@ def load_paper_numbers(path: str | os.PathLike = PAPER_NUMBERS) -> dict[str, dic
     if not isinstance(numbers, dict):
         raise ValueError(f"{path}: expected a mapping with a 'numbers' mapping")
     for key, entry in numbers.items():
+        if isinstance(entry, dict) and entry.get("reported") is False and "value" not in entry:
+            entry["value"] = None  # a cell the paper prints as "—"
         if not isinstance(entry, dict) or "value" not in entry:
-            raise ValueError(f"{path}: numbers.{key}: expected a mapping with 'value' (a percent, or null)")
+            raise ValueError(
+                f"{path}: numbers.{key}: expected a mapping with 'value' (a percent), or 'reported: false' and no value"
+            )
     return numbers
 
 

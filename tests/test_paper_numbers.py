@@ -92,10 +92,11 @@ def test_no_reported_number_is_empty():
     for key, entry in load_paper_numbers().items():
         assert (entry["value"] is None) == (entry.get("reported") is False), key
         assert entry["value"] is None or 0 < entry["value"] <= 100, key
-    # what a grep for empty values sees: every `value: null` line says the paper reports nothing there
+    # a cell the paper leaves empty is written `reported: false` (no value), and says so in its source
     for line in Path(PAPER_NUMBERS).read_text().splitlines():
-        if not line.lstrip().startswith("#") and re.search(r"\bvalue:\s*(null|~)?\s*[,}]", line):
-            assert "reported: false" in line and "the paper prints —" in line, line
+        if not line.lstrip().startswith("#"):
+            assert not re.search(r"\bvalue:\s*(null|~)?\s*[,}]", line), line
+            assert ("reported: false" in line) == ("the paper prints —" in line), line
 
 
 def test_keys_follow_dataset_model_method_overlay():
@@ -139,3 +140,12 @@ def test_the_suites_paper_keys_have_numbers():
     for path in sorted((ROOT / "experiments").glob("paper_table*/suite.yaml")):
         for run in load_suite(path).runs:
             assert run.paper in numbers and numbers[run.paper]["value"] is not None, (path.name, run.id)
+
+
+def test_an_entry_without_a_value_must_say_the_paper_reports_none(tmp_path):
+    path = tmp_path / "numbers.yaml"
+    path.write_text('numbers:\n  sst2/x/y: {table: "2", metric: acc, reported: false, source: "Table 2, x, SST2"}\n')
+    assert load_paper_numbers(path)["sst2/x/y"]["value"] is None
+    path.write_text('numbers:\n  sst2/x/y: {table: "2", metric: acc, source: "Table 2, x, SST2"}\n')
+    with pytest.raises(ValueError, match=r"numbers\.sst2/x/y: expected a mapping with 'value'"):
+        load_paper_numbers(path)
