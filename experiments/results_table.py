@@ -253,7 +253,7 @@ def markdown(runs: pd.DataFrame, settings: pd.DataFrame | None = None, differenc
     header = ["run", "model", "metric", "ours (test)", "paper", "best val", "fit min"]
     rows = [
         [r["run"], r["label"], r["metric"], _percent(r["test_score"]), _paper(r), _percent(r.get("best_val")),
-         r.get("fit_minutes", "")]
+         "" if _missing(r.get("fit_minutes")) else r["fit_minutes"]]  # no fit: a zero-shot run
         for r in runs.to_dict("records")
     ]  # fmt: skip
     lines += _table(header, rows)
