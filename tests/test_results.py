@@ -122,3 +122,16 @@ def test_curves_draw_one_line_per_setting_with_a_seed_band(seeded_runs, tmp_path
     }
     out = plot_main([*map(str, runs), "--out", str(tmp_path / "curves.png")])
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize(
+    "folder",
+    [p.parent.parent for p in sorted((ROOT / "experiments" / "results").glob("*/mntp_comparison/comparison.md"))],
+    ids=lambda p: str(p.relative_to(ROOT)),
+)
+def test_committed_mntp_comparison_rebuilds_from_its_run_files(folder, tmp_path):
+    from experiments.mntp import compare
+
+    assert compare.main([str(folder), "--adapt", str(folder / "mntp_adapt"), "--out", str(tmp_path)]) == 0
+    committed = (folder / "mntp_comparison" / "comparison.md").read_text()
+    assert (tmp_path / "comparison.md").read_text() == committed
