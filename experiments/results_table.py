@@ -45,8 +45,8 @@ def load_paper_numbers(path: str | os.PathLike = PAPER_NUMBERS) -> dict[str, dic
     if not isinstance(numbers, dict):
         raise ValueError(f"{path}: expected a mapping with a 'numbers' mapping")
     for key, entry in numbers.items():
-        if isinstance(entry, dict) and entry.get("reported") is False and "value" not in entry:
-            entry["value"] = None  # a cell the paper prints as "—"
+        if isinstance(entry, dict) and entry.get("reported") is False:
+            entry.setdefault("value", None)  # a cell the paper prints as "—"
         if not isinstance(entry, dict) or "value" not in entry:
             raise ValueError(
                 f"{path}: numbers.{key}: expected a mapping with 'value' (a percent), or 'reported: false' and no value"
@@ -188,7 +188,7 @@ def methods_frame(settings: pd.DataFrame) -> pd.DataFrame:
     # a run whose configs name no method file (a suite of custom configs) is a column of its own, named by its label
     table["method"] = table["method"].fillna(table["label"]).fillna(table["setting"]).astype(str)
     methods = [m for m in METHOD_ORDER if m in set(table["method"])]
-    methods += sorted(set(table["method"].dropna()) - set(methods))
+    methods += sorted(set(table["method"]) - set(methods))
     rows = []
     for data, group in table.groupby("data", sort=False):
         row: dict[str, Any] = {"data": data}

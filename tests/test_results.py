@@ -10,6 +10,7 @@ from conftest import ROOT
 from seqeval.metrics import f1_score
 from suite_helpers import run_seeded_suite
 
+from experiments.mntp import compare as mntp_compare
 from experiments.results_table import (
     copy_run_files,
     differences_frame,
@@ -130,8 +131,6 @@ def test_curves_draw_one_line_per_setting_with_a_seed_band(seeded_runs, tmp_path
     ids=lambda p: str(p.relative_to(ROOT)),
 )
 def test_committed_mntp_comparison_rebuilds_from_its_run_files(folder, tmp_path):
-    from experiments.mntp import compare
-
-    assert compare.main([str(folder), "--adapt", str(folder / "mntp_adapt"), "--out", str(tmp_path)]) == 0
+    assert mntp_compare.main([str(folder), "--adapt", str(folder / "mntp_adapt"), "--out", str(tmp_path)]) == 0
     committed = (folder / "mntp_comparison" / "comparison.md").read_text()
     assert (tmp_path / "comparison.md").read_text() == committed
