@@ -15,7 +15,7 @@ from typing import Any
 from jsonargparse import ArgumentError
 
 from core.class_paths import ClassPathNotAllowed
-from lightning_modules.attention_probe import AttentionProbeError
+from lightning_modules.backbone.probe import AttentionProbeError
 
 # what a user's config, data or paths can cause; their messages name the file, line or field
 USER_ERRORS: tuple[type[BaseException], ...] = (

@@ -1,4 +1,5 @@
-"""Export a trained checkpoint to a folder that `from_pretrained` loads (formats: `lightning_modules.pretrained`).
+"""Export a trained checkpoint to a folder that `from_pretrained` loads (formats:
+`lightning_modules.label_supervised.pretrained`).
 
 python -m app.export --ckpt_path best.ckpt --output_dir exported/            # adapter + head (+ tokenizer)
 python -m app.export --ckpt_path best.ckpt --output_dir exported/ --merge    # LoRA merged
@@ -11,7 +12,7 @@ import json
 from pathlib import Path
 
 from app.checkpointing import load_trained
-from lightning_modules.pretrained import CONFIG_FILE, save_folder
+from lightning_modules.label_supervised.pretrained import CONFIG_FILE, save_folder
 
 
 def export_checkpoint(ckpt_path: str | Path, output_dir: str | Path, merge: bool = False) -> Path:

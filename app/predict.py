@@ -27,7 +27,7 @@ from typing_extensions import override
 
 from app.checkpointing import load_trained
 from datamodules.base import LabelDataModule
-from lightning_modules.label_supervised import LabelSupervisedModule
+from lightning_modules.label_supervised.module import LabelSupervisedModule
 
 
 def prediction_rows(output: dict[str, Any], source: datasets.Dataset, label_names: list[str]) -> list[dict]:

@@ -2,7 +2,7 @@
 
 - `data.tokenizer` left out: the backbone's own (`model.backbone`). This is the only value that crosses from the
   model's config to the data's; the data module then hands the model ids only (labels, pad id, vocabulary size).
-- `model.mask` / `model.pooling` left out: the backbone's defaults, decided by `lightning_modules.builders`
+- `model.mask` / `model.pooling` left out: the backbone's defaults, decided by `lightning_modules.backbone.builders`
   (`default_mask`, `default_pooling`) from its transformers config, written into the config as class paths.
 - `trainer.precision` left out: `bf16-mixed` on a bf16-capable GPU, `32-true` elsewhere.
 - Loggers: runs are named `<dataset>-<backbone>-<mask>-<pooling>` (e.g. `sst2-Llama-2-7b-hf-bidirectional-max`;
@@ -24,10 +24,11 @@ from typing import Any
 import torch
 from jsonargparse import Namespace
 
-from core.class_paths import import_class, to_spec
+from core.class_paths import from_spec, import_class, to_spec
 from core.hub import load_config
-from lightning_modules.attention_masks import is_encoder_config
-from lightning_modules.builders import default_mask, default_pooling
+from lightning_modules.backbone.builders import default_mask
+from lightning_modules.backbone.masks import MASKS, AttentionMaskStrategy
+from lightning_modules.label_supervised.pooling import POOLINGS, Pooling, default_pooling
 
 log = logging.getLogger(__name__)
 
@@ -103,41 +104,39 @@ def fill_components(config: Namespace) -> None:
         setattr(args, key, Namespace(to_spec(defaults[key](backbone_config(config)))))
 
 
-def _name(spec: Any, default: str) -> str:
-    if isinstance(spec, str):
-        return spec
-    name = _class_attr(spec, "name", default)
-    layer = get(spec, "init_args.layer")
-    return f"{name}{layer}" if layer is not None else name
+def component_label(spec: Any, base: type, registry: dict[str, type], field: str) -> str | None:
+    """The `label` a mask or pooling spec gives itself (`causal`, `max`, `bidir@15`; `core.registry.Component`),
+    built from the spec as the model will build it; None for no spec."""
+    if spec is None:
+        return None
+    spec = spec.as_dict() if isinstance(spec, Namespace) else spec
+    return from_spec(spec, base, field, registry).label
 
 
 def method_of(config: Namespace) -> str:
-    """The method: a model class's own `method` (e.g. `zero_shot`), else for label supervision `finetune` (an
-    encoder backbone), `ls_llama` (a causal decoder) or `ls_unllama` (a decoder that sees right context)."""
+    """The method the config declares: the model's `method` argument (set by the method overlays,
+    configs/method/*.yaml: `ls_llama`, `ls_unllama`, `finetune`), else its class's `method` (`zero_shot`,
+    `instruction_tuning`, `mntp`), else the class name."""
+    declared = get(model_args(config), "method")
+    if isinstance(declared, str):
+        return declared
     cls = model_class(config)
-    if cls is not None and isinstance(getattr(cls, "method", None), str):
-        return cls.method
-    mask = _name(get(model_args(config), "mask"), "causal")
-    if mask != "causal":  # an encoder's own attention or an unmasked decoder: the backbone's config tells
-        try:
-            encoder = is_encoder_config(backbone_config(config))
-        except OSError as error:  # a hub model not in the local cache (e.g. --print_config offline)
-            log.info("cannot read the backbone's config (%s): naming the method as for a decoder", error)
-            encoder = False
-        return "finetune" if encoder else "ls_unllama"
-    return "ls_llama"
+    method = getattr(cls, "method", None)
+    return method if isinstance(method, str) else (cls.__name__ if cls is not None else "unknown")
 
 
 def run_descriptor(config: Namespace) -> dict[str, str]:
     """Dataset, backbone, method, mask, pooling, task and finetuning of a parsed config (components filled in)."""
     args = model_args(config)
     task = _class_attr(get(config, "data"), "task", "sequence")
+    mask = component_label(get(args, "mask"), AttentionMaskStrategy, MASKS, "model.mask")
+    pooling = component_label(get(args, "pooling"), Pooling, POOLINGS, "model.pooling")
     return {
         "dataset": _class_attr(get(config, "data"), "name", "data"),
         "backbone": backbone_label(args),
         "method": method_of(config),
-        "mask": _name(get(args, "mask"), "none"),
-        "pooling": "tokens" if task == "token" else _name(get(args, "pooling"), "none"),
+        "mask": mask or "none",
+        "pooling": "tokens" if task == "token" else pooling or "none",
         "task": task,
         "finetuning": str(get(args, "finetuning", "none")),
     }

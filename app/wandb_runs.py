@@ -54,28 +54,19 @@ def open_run(logger: WandbLogger) -> Any:
 
 
 def method_of(module: LightningModule) -> str:
-    """The method a run trains: the model's own `method` (attribute or hparam) if it has one, else `finetune` for a
-    BERT-family backbone, `ls_llama` for a causal decoder, `ls_unllama` for a decoder with its mask removed (the
-    names of `app.run_defaults.method_of` and of experiments/paper_numbers.yaml)."""
-    method = getattr(module, "method", None) or module.hparams.get("method")
-    if isinstance(method, str):
-        return method
-    if getattr(module, "is_encoder", False):
-        return "finetune"
-    mask = getattr(getattr(module, "mask", None), "name", None)
-    return "ls_llama" if mask == "causal" else "ls_unllama" if mask else "unknown"
+    """The method the model declares (`LabelSupervisedModule(method=...)`, set by configs/method/*.yaml, or the
+    class's own `method`, e.g. `zero_shot`), else its class name."""
+    method = getattr(module, "method", None)
+    return method if isinstance(method, str) else type(module).__name__
 
 
 def run_description(trainer: Trainer, module: LightningModule, tags: list[str]) -> dict[str, Any]:
     """What the run's name and tags say (dataset, backbone, method, mask, pooling, task, finetuning; suite, run and
     seed in suites): each `key:value` tag as `key`, and for a run without such tags the same read from the model."""
     hparams = module.hparams
-    mask = getattr(module, "mask", None)
-    mask_name = getattr(mask, "name", None)
-    if getattr(mask, "layer", None) is not None:
-        mask_name = f"{mask_name}{mask.layer}"
+    mask_name = getattr(getattr(module, "mask", None), "label", None)  # components name themselves
     task = getattr(module, "task", hparams.get("task"))
-    pooling = getattr(getattr(module, "pooling", None), "name", None)
+    pooling = getattr(getattr(module, "pooling", None), "label", None)
     model = Namespace(backbone=hparams.get("backbone"), backbone_config=hparams.get("backbone_config"))
     described = {
         "dataset": getattr(trainer.datamodule, "name", None),

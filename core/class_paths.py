@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
+import sys
 from typing import Any, TypeVar
 
 from jsonargparse import set_parsing_settings
@@ -92,12 +93,21 @@ def import_class(class_path: str, field: str) -> type:
         raise ValueError(f"{field}: cannot import {class_path!r}: {error}") from error
 
 
+def public_class_path(cls: type) -> str:
+    """`package.Class` where the class's top-level package exports it (`lightning_modules.MaxPooling`, the name
+    configs use, stable when files move), else `module.Class`."""
+    package = sys.modules.get(cls.__module__.split(".")[0])
+    if package is not None and getattr(package, cls.__qualname__, None) is cls:
+        return f"{package.__name__}.{cls.__qualname__}"
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
 def to_spec(obj: Any) -> dict[str, Any]:
     """`{"class_path": ..., "init_args": {...}}` of an object whose init arguments are stored as attributes."""
     cls = type(obj)
     params = [p for p in inspect.signature(cls.__init__).parameters.values() if p.name != "self"]
     init_args = {p.name: getattr(obj, p.name) for p in params if hasattr(obj, p.name)}
-    return {"class_path": f"{cls.__module__}.{cls.__qualname__}", "init_args": init_args}
+    return {"class_path": public_class_path(cls), "init_args": init_args}
 
 
 def from_spec(spec: Any, base: type[T], field: str, names: dict[str, type[T]] | None = None) -> T:

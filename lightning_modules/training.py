@@ -17,7 +17,7 @@ from transformers import get_linear_schedule_with_warmup
 from typing_extensions import override
 
 from core.class_paths import restrict_imports
-from lightning_modules.attention_probe import probe_length, verify_attention
+from lightning_modules.backbone.probe import probe_length, verify_attention
 
 log = logging.getLogger(__name__)
 

@@ -35,8 +35,8 @@ def write_tiny_suite(folder: Path, max_epochs: int = 2) -> Path:
         "overrides": [f"--config={data}", *TINY_OVERRIDES],
         "fit_overrides": [f"--trainer.max_epochs={max_epochs}", "--trainer.log_every_n_steps=1"],
         "runs": [
-            {"id": "causal", "configs": ["configs/ablation/mask_causal.yaml"], "paper": "conll2003/llama2-7b/ls_llama"},
-            {"id": "bidirectional", "configs": ["configs/ablation/mask_bidirectional.yaml"], "label": "unmasked"},
+            {"id": "causal", "configs": ["configs/method/ls_llama.yaml"], "paper": "conll2003/llama2-7b/ls_llama"},
+            {"id": "bidirectional", "configs": ["configs/method/ls_unllama.yaml"], "label": "unmasked"},
         ],
     }
     path = folder / "suite.yaml"

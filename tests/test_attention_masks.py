@@ -177,7 +177,7 @@ def compile_cases() -> list:
 
 @pytest.mark.parametrize(("mask", "backend"), compile_cases(), ids=str)
 def test_compiled_backbone_keeps_the_promise_and_trains(mask, backend, monkeypatch):
-    import lightning_modules.compile as compile_module
+    import lightning_modules.backbone.compile as compile_module
 
     monkeypatch.setitem(compile_module.COMPILE_OPTIONS, "backend", backend)
     monkeypatch.setitem(compile_module.COMPILE_OPTIONS, "dynamic", True)  # one graph for every probe shape
@@ -195,7 +195,7 @@ def test_compiled_backbone_keeps_the_promise_and_trains(mask, backend, monkeypat
     batch = {"input_ids": ids, "attention_mask": mask_ids, "labels": torch.tensor([0, 2])}
     for module in (compiled, plain):
         module.train()
-        module.head_dropout.p = 0.0
+        module.head.dropout.p = 0.0
         for p in module.backbone.modules():
             if isinstance(p, nn.Dropout):
                 p.p = 0.0

@@ -41,8 +41,8 @@ def test_print_config_shows_the_run_name_tags_precision_and_default_components()
     stack = ["--config=configs/quickstart/early_cue.yaml", "--config=configs/backbone/tiny-llama.yaml"]
     config = yaml.safe_load(cli("fit", *stack, "--print_config").stdout)
     components = config["model"]["init_args"]
-    assert components["mask"]["class_path"] == "lightning_modules.attention_masks.CausalMask"
-    assert components["pooling"]["class_path"] == "lightning_modules.pooling.LastTokenPooling"
+    assert components["mask"]["class_path"] == "lightning_modules.CausalMask"
+    assert components["pooling"]["class_path"] == "lightning_modules.LastTokenPooling"
 
 
 def test_errors_are_one_line_naming_the_cause_unless_debugging(tmp_path):

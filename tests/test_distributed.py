@@ -1,4 +1,4 @@
-"""FSDP (configs/strategy/fsdp.yaml, `lightning_modules.fsdp`) and the multi-node DDP config.
+"""FSDP (configs/strategy/fsdp.yaml, `lightning_modules.backbone.fsdp`) and the multi-node DDP config.
 
 - The wrap policy: one FSDP unit per transformer block of any family, then the backbone's rest and the head, so
   every trained weight sits in a unit (its gradient is reduced across processes).
@@ -19,7 +19,7 @@ import yaml
 from conftest import ROOT, quick
 from test_architectures import module
 
-from lightning_modules.fsdp import LoRAFSDPStrategy, shard_units
+from lightning_modules.backbone.fsdp import LoRAFSDPStrategy, shard_units
 from main import main
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"}
@@ -44,7 +44,7 @@ def test_every_trained_weight_is_in_one_fsdp_unit_per_block(family):
 def test_fsdp_config_names_our_strategy():
     raw = yaml.safe_load((ROOT / "configs/strategy/fsdp.yaml").read_text())["trainer"]["strategy"]
     strategy = LoRAFSDPStrategy(**raw["init_args"])
-    assert raw["class_path"] == "lightning_modules.fsdp.LoRAFSDPStrategy"
+    assert raw["class_path"] == "lightning_modules.backbone.fsdp.LoRAFSDPStrategy"
     assert strategy._tensor_parallel_size == 1 and not strategy._save_distributed_checkpoint
 
 

@@ -44,7 +44,9 @@ def run_with(tmp_path, components: dict) -> object:
 
 def test_defining_a_class_registers_its_name():
     assert POOLINGS["first_last_mean"] is FirstLastMean and MASKS["from_second_layer"] is FromSecondLayer
-    with pytest.raises(ValueError, match="name 'max' is taken by lightning_modules.pooling.MaxPooling"):
+    with pytest.raises(
+        ValueError, match="name 'max' is taken by lightning_modules.label_supervised.pooling.MaxPooling"
+    ):
         type("Clash", (Pooling,), {"name": "max"})
 
 

@@ -1,4 +1,4 @@
-"""Instruction tuning (`lightning_modules.instruction_tuning`): the loss is the causal-LM loss of the answer tokens
+"""Instruction tuning (`prompting.instruction_tuning`): the loss is the causal-LM loss of the answer tokens
 only, batches hold prompt + answer with the right mask, a tiny model learns to answer, checkpoints hold only the
 LoRA weights and rebuild the model, and the configs (the paper's recipe over the LS LoRA settings) run."""
 
@@ -13,9 +13,9 @@ from lightning.pytorch import Trainer, seed_everything
 
 from datamodules import EarlyCueClassification
 from lightning_modules import InstructionTuningModule
-from lightning_modules.decoding import causal_lm_parts, forward_hidden, positions, response_cross_entropy
-from lightning_modules.prompt_encoder import PromptEncoder
-from lightning_modules.prompts import ClassificationPrompt
+from lightning_modules.prompting.decoding import causal_lm_parts, forward_hidden, positions, response_cross_entropy
+from lightning_modules.prompting.prompt_encoder import PromptEncoder
+from lightning_modules.prompting.prompts import ClassificationPrompt
 from main import main
 
 FAST = ["--trainer.fast_dev_run=1", "--trainer.accelerator=cpu", "--trainer.logger=false", "--trainer.callbacks=[]"]
@@ -165,7 +165,7 @@ def test_paper_recipe_over_the_ls_lora_settings(llama2_tokenizer, shared_data):
             "--data.init_args.max_train_examples=32", "--data.init_args.max_eval_examples=16"]  # fmt: skip
     cli = main([*args, *FAST])
     model = cli.model
-    assert model.method == "instruction-tuning" and cli.trainer.global_step == 1
+    assert model.method == "instruction_tuning" and cli.trainer.global_step == 1
     assert (model.hparams.lora_r, model.hparams.lora_alpha, model.hparams.lora_dropout) == (12, 32, 0.1)
     assert cli.trainer.optimizers[0].param_groups[0]["initial_lr"] == pytest.approx(2e-4)
     assert cli.datamodule.batch_size == 16

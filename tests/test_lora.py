@@ -16,7 +16,7 @@ def test_only_adapters_and_head_are_trainable():
     module = module_for(data, lora_target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
     trainable = [name for name, p in module.named_parameters() if p.requires_grad]
     assert trainable and all("lora_" in name or name.startswith("head.") for name in trainable)
-    assert {"head.weight"} <= set(trainable) and any("o_proj.lora_A" in name for name in trainable)
+    assert {"head.score.weight"} <= set(trainable) and any("o_proj.lora_A" in name for name in trainable)
     frozen = [name for name, p in module.named_parameters() if not p.requires_grad]
     assert any("embed_tokens" in name for name in frozen) and any("mlp" in name for name in frozen)
 

@@ -1,4 +1,4 @@
-"""The MNTP adaptation stage (lightning_modules/mntp.py, mntp_data.py) and label supervision starting from its adapter
+"""The MNTP adaptation stage (adaptation/mntp.py, mntp_data.py) and label supervision starting from its adapter
 (`LabelSupervisedModule(init_adapter=...)`, builders.merge_adapter), the plain-text data module, the suite runner's
 `{seed}` placeholder and the experiment's two suites."""
 
@@ -22,8 +22,7 @@ from core.hub import load_tokenizer
 from datamodules import PlainText, RightContextNER
 from experiments.suite import SuiteError, load_suite
 from lightning_modules import LabelSupervisedModule, MaskedNextTokenModule
-from lightning_modules.builders import apply_lora, build_backbone, merge_adapter
-from lightning_modules.mntp_data import (
+from lightning_modules.adaptation.mntp_data import (
     MaskedTextEncoder,
     choose_masked,
     mask_tokens,
@@ -31,6 +30,7 @@ from lightning_modules.mntp_data import (
     mntp_loss,
     resolve_mask_token,
 )
+from lightning_modules.backbone.builders import apply_lora, build_backbone, merge_adapter
 from main import main
 
 VOCAB = 64
@@ -182,7 +182,7 @@ def test_label_supervision_starts_from_the_adapter(tmp_path):
         # merged W + BA vs W x + B(A x): equal up to float32 rounding (states of size ~3, differences ~1e-5)
         torch.testing.assert_close(hidden, expected, atol=1e-4, rtol=1e-4)
         logits = adapted(PROBE_IDS, PROBE_MASK)  # step 0: the fresh LoRA (B = 0) adds nothing yet
-        torch.testing.assert_close(logits, adapted.head(adapted.pooling(expected, PROBE_MASK)), atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(logits, adapted.head(expected, PROBE_MASK), atol=1e-4, rtol=1e-4)
         assert not torch.allclose(logits, fresh(PROBE_IDS, PROBE_MASK), atol=1e-3)
     assert adapted.backbone.config.merged_adapters == [str(tmp_path / "adapter")]
     assert adapted.verify_mask()  # the probe still checks the mask on the merged backbone

@@ -37,7 +37,7 @@ class CorruptHead(Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
         if batch_idx == self.at:
             with torch.no_grad():
-                pl_module.head.weight[0, 0] = float("inf")
+                pl_module.head.score.weight[0, 0] = float("inf")
 
 
 def test_non_finite_loss_stops_training_naming_step_batch_and_examples():

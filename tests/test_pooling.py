@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lightning_modules.pooling import FirstTokenPooling, LastTokenPooling, MaxPooling, MeanPooling, build_pooling
+from core.class_paths import from_spec
+from lightning_modules.label_supervised.pooling import (
+    POOLINGS,
+    FirstTokenPooling,
+    LastTokenPooling,
+    MaxPooling,
+    MeanPooling,
+    Pooling,
+)
 
 # Two sequences, hidden size 2. Row 0 has 3 real tokens, row 1 has 2; pads hold huge values that must never show.
 REAL = [
@@ -51,7 +59,7 @@ def test_bf16_pooling_keeps_dtype():
     assert out.dtype == torch.bfloat16 and out[1, 1].item() == 7.0
 
 
-def test_build_pooling_by_name_and_unknown_name():
-    assert isinstance(build_pooling("mean"), MeanPooling)
-    with pytest.raises(ValueError, match="unknown pooling 'median'"):
-        build_pooling("median")
+def test_pooling_by_name_and_unknown_name():
+    assert isinstance(from_spec("mean", Pooling, "model.pooling", POOLINGS), MeanPooling)
+    with pytest.raises(ValueError, match="model.pooling: cannot import 'lightning_modules.median'"):
+        from_spec("median", Pooling, "model.pooling", POOLINGS)

@@ -1,4 +1,4 @@
-"""Zero-shot prompting (`lightning_modules.prompting`): the paper's prompt, the answer parsers, the NER answer -> BIO
+"""Zero-shot prompting (`prompting.zero_shot`): the paper's prompt, the answer parsers, the NER answer -> BIO
 mapping on real CoNLL sentences, the shared-prefill readings against plain forward passes, label scoring on a tiny
 model made to prefer a label, and zero-shot `test` without `fit` from the CLI and from the suite runner."""
 
@@ -23,12 +23,12 @@ from datamodules import CoNLL2003, EarlyCueClassification
 from experiments.results_table import load_paper_numbers
 from experiments.suite import Options, load_suite, run_suite
 from lightning_modules import ClassificationPrompt, EntityPrompt, ZeroShotModule
-from lightning_modules.answer_metrics import AnswerMetrics
-from lightning_modules.answers import entities_to_tags, parse_entities, parse_label, tags_to_entities
-from lightning_modules.decoding import causal_lm_parts, greedy_generate, prefill, score_answers
 from lightning_modules.metrics import ClassificationMetrics
-from lightning_modules.prompt_encoder import PromptEncoder, left_pad, right_pad, shared_prefix_length
-from lightning_modules.prompts import PAPER_PROMPT
+from lightning_modules.prompting.answer_metrics import AnswerMetrics
+from lightning_modules.prompting.answers import entities_to_tags, parse_entities, parse_label, tags_to_entities
+from lightning_modules.prompting.decoding import causal_lm_parts, greedy_generate, prefill, score_answers
+from lightning_modules.prompting.prompt_encoder import PromptEncoder, left_pad, right_pad, shared_prefix_length
+from lightning_modules.prompting.prompts import PAPER_PROMPT
 from main import main
 
 PAPER = SHARED / "paper" / "label_supervised_llama_2310.01208.txt"
@@ -314,7 +314,7 @@ def test_zero_shot_test_without_fit_from_the_cli(tmp_path, llama2_tokenizer, sha
 
 
 def test_method_tag_reads_as_the_issue_asks():
-    for cls, tag in (("ZeroShotModule", "zero-shot"), ("InstructionTuningModule", "instruction-tuning")):
+    for cls, tag in (("ZeroShotModule", "zero_shot"), ("InstructionTuningModule", "instruction_tuning")):
         config = Namespace(model=Namespace(class_path=f"lightning_modules.{cls}", init_args=Namespace()))
         assert f"method:{method_of(config)}" == f"method:{tag}"
 
@@ -344,7 +344,7 @@ def test_zero_shot_config_runs_one_batch(data, backbone, llama2_tokenizer):
     synthetic = "right_context" in data
     args = ["test", "--config", data, "--config", backbone, "--config", "configs/method/zero_shot.yaml"]
     cli = main([*args, *tiny_overrides(None if synthetic else llama2_tokenizer), *FAST])
-    assert cli.trainer.state.finished and cli.model.method == "zero-shot"
+    assert cli.trainer.state.finished and cli.model.method == "zero_shot"
     assert cli.model.readings == (["generate"] if cli.model.task == "token" else ["generate", "likelihood"])
     assert "test/score" in cli.trainer.callback_metrics
 

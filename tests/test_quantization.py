@@ -15,7 +15,7 @@ from conftest import TINY_LLAMA
 from transformers import AutoConfig, AutoModel, BitsAndBytesConfig
 
 import core.hub
-import lightning_modules.quantization as quantization
+import lightning_modules.backbone.quantization as quantization
 from lightning_modules import BidirectionalMask, LabelSupervisedModule
 
 HAS_BNB = importlib.util.find_spec("bitsandbytes") is not None

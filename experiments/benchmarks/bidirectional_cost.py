@@ -28,7 +28,7 @@ import torch
 from core.hub import load_tokenizer
 from experiments.benchmarks import common
 from lightning_modules import BidirectionalFromLayer, BidirectionalMask, CausalMask, LabelSupervisedModule
-from lightning_modules.pooling import POOLINGS
+from lightning_modules.label_supervised.pooling import POOLINGS
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -38,7 +38,7 @@ from torch.utils.data import DataLoader
 
 from experiments.benchmarks import common, llama_7b_shape
 from lightning_modules import BidirectionalFromLayer, BidirectionalMask, CausalMask, LabelSupervisedModule
-from lightning_modules.fsdp import LoRAFSDPStrategy
+from lightning_modules.backbone.fsdp import LoRAFSDPStrategy
 
 MASKS = {"causal": CausalMask, "bidirectional": BidirectionalMask, "bidir_from_2": lambda: BidirectionalFromLayer(2)}
 

@@ -119,7 +119,7 @@ def build_reference(args: argparse.Namespace, config: dict, tokenizer: Any, ours
     model = LlamaForSequenceClassification(hf_config)
     base = load_backbone(None, config=dict(config, pad_token_id=tokenizer.pad_token_id), seed=args.seed)
     model.model.load_state_dict(base.state_dict())
-    model.score.weight.data.copy_(ours.head.weight.data)
+    model.score.weight.data.copy_(ours.head.score.weight.data)
     torch.manual_seed(args.seed)
     lora = LoraConfig(task_type="SEQ_CLS", r=12, lora_alpha=32, lora_dropout=0.1)
     return get_peft_model(model, lora)

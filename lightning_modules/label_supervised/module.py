@@ -3,7 +3,7 @@
 LS-LLaMA is a decoder with `CausalMask` and `LastTokenPooling`; LS-unLLaMA the same decoder with
 `BidirectionalMask` (the paper's best pooling there is `MaxPooling`); the BERT-family baselines go through the same
 module with their native bidirectional attention. Token classification projects every token instead of pooling.
-The parts are built by the plain functions of `lightning_modules.builders`, called once in `__init__`.
+The parts are built by the plain functions of `lightning_modules.backbone.builders`, called once in `__init__`.
 """
 
 from __future__ import annotations
@@ -23,21 +23,21 @@ from typing_extensions import override
 
 from core.class_paths import from_spec, to_spec
 from core.packing import PACKED_KEYS, packed_attention_mask, unpack
-from lightning_modules.attention_masks import MASKS, AttentionMaskStrategy, is_encoder
-from lightning_modules.builders import (
+from lightning_modules.backbone.builders import (
     Finetuning,
     apply_finetuning,
     build_backbone,
     default_mask,
-    default_pooling,
     log_trainable,
     merge_adapter,
 )
-from lightning_modules.compile import compile_blocks
+from lightning_modules.backbone.compile import compile_blocks
+from lightning_modules.backbone.masks import MASKS, AttentionMaskStrategy, is_encoder
+from lightning_modules.backbone.quantization import Quantization, check_finetuning
+from lightning_modules.label_supervised.head import ClassificationHead, upgrade_head_keys
+from lightning_modules.label_supervised.pooling import POOLINGS, Pooling, default_pooling
+from lightning_modules.label_supervised.pretrained import PretrainedMixin
 from lightning_modules.metrics import build_metrics
-from lightning_modules.pooling import POOLINGS, Pooling
-from lightning_modules.pretrained import PretrainedMixin
-from lightning_modules.quantization import Quantization, check_finetuning
 from lightning_modules.training import (
     ProbedAttention,
     TrainedWeightsCheckpoints,
@@ -75,9 +75,9 @@ class LabelSupervisedModule(ProbedAttention, TrainedWeightsCheckpoints, Pretrain
             weights and the head stay float32), `float16` or `auto`.
         gradient_checkpointing: recompute activations in the backward pass to save memory.
         quantization: `nf4` (QLoRA: the backbone's linear layers in 4-bit NormalFloat, LoRA on top), `fp4` or
-            `int8`, through transformers' `BitsAndBytesConfig` (`lightning_modules.quantization`; needs the
+            `int8`, through transformers' `BitsAndBytesConfig` (`lightning_modules.backbone.quantization`; needs the
             `qlora` extra); None = the weights in `dtype`. Needs `finetuning: lora` (or `head`).
-        compile: `torch.compile` each transformer block (`lightning_modules.compile`); the probe checks the
+        compile: `torch.compile` each transformer block (`lightning_modules.backbone.compile`); the probe checks the
             compiled model.
         backbone_seed: seed of a randomly initialised backbone, so a checkpoint can rebuild its frozen weights.
         optimizer: optimizer over the trainable parameters; None = AdamW(lr=8e-5), the paper's.
@@ -89,6 +89,8 @@ class LabelSupervisedModule(ProbedAttention, TrainedWeightsCheckpoints, Pretrain
         init_adapter: a LoRA adapter folder of an earlier stage (e.g. the MNTP adaptation, configs/adapt/mntp.yaml)
             merged into the backbone before finetuning; a fresh LoRA and head then train on the labels
             (`builders.merge_adapter`). Kept as a path: checkpoints and adapter exports merge it again when loaded.
+        method: the method this configuration implements, as results and W&B name it (`ls_llama`, `ls_unllama`,
+            `finetune`): declared by the method overlays (configs/method/*.yaml), never inferred from the mask.
         task: `sequence` or `token` classification (linked from the data module).
         num_labels: number of labels (linked from the data module).
         label_names: label names by id (linked from the data module).
@@ -120,6 +122,7 @@ class LabelSupervisedModule(ProbedAttention, TrainedWeightsCheckpoints, Pretrain
         seqeval_mode: Literal["strict"] | None = None,
         verify_mask: bool = True,
         init_adapter: str | None = None,
+        method: str = "label_supervised",
         task: Literal["sequence", "token"] = "sequence",
         num_labels: int = 2,
         label_names: list[str] | None = None,
@@ -129,14 +132,14 @@ class LabelSupervisedModule(ProbedAttention, TrainedWeightsCheckpoints, Pretrain
         super().__init__()
         self.save_hyperparameters()
         self.label_names, self.outside_label = checked_label_names(label_names, num_labels, task)
-        self.task, self.num_labels, self.pad_token_id = task, num_labels, pad_token_id
+        self.task, self.num_labels, self.pad_token_id, self.method = task, num_labels, pad_token_id, method
         self.finetuning, self.warmup_ratio, self.verify_mask_enabled = finetuning, warmup_ratio, verify_mask
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         # the injected parts first: a bad name or class path fails before any weight is loaded
         mask_strategy = from_spec(mask, AttentionMaskStrategy, "model.mask", MASKS) if mask else None
         if pooling is not None and task == "token":
             log.info("model.pooling is not used: token classification projects every token")
-        self.pooling = from_spec(pooling, Pooling, "model.pooling", POOLINGS) if pooling else None
+        pooling_module = from_spec(pooling, Pooling, "model.pooling", POOLINGS) if pooling else None
         check_finetuning(quantization, finetuning)
         backbone_model = build_backbone(
             backbone,
@@ -156,11 +159,11 @@ class LabelSupervisedModule(ProbedAttention, TrainedWeightsCheckpoints, Pretrain
         # a private copy: a strategy may hold hooks on the model it is applied to
         self.mask = copy.deepcopy(mask_strategy) if mask_strategy else default_mask(backbone_model.config)
         self.mask.apply(backbone_model)
-        self.pooling = self.pooling or default_pooling(backbone_model.config)
+        pooling_module = copy.deepcopy(pooling_module) or default_pooling(backbone_model.config)
+        self._pooling_spec = to_spec(pooling_module)  # kept in hparams for token tasks too, which pool nothing
         dropout = head_dropout if head_dropout is not None else (0.1 if task == "token" else 0.0)
-        self.head_dropout = nn.Dropout(dropout)
-        # like transformers' heads: `score` without bias for sequences, with bias for tokens (exportable to them)
-        self.head = nn.Linear(backbone_model.config.hidden_size, num_labels, bias=task == "token")
+        # after the backbone (the hidden size) and before LoRA: the random state that initialises them is unchanged
+        self.head = ClassificationHead(backbone_model.config.hidden_size, num_labels, task, pooling_module, dropout)
         lora = {"r": lora_r, "alpha": lora_alpha, "dropout": lora_dropout, "target_modules": lora_target_modules}
         self.backbone = apply_finetuning(backbone_model, finetuning, **lora)
         if compile:
@@ -175,10 +178,20 @@ class LabelSupervisedModule(ProbedAttention, TrainedWeightsCheckpoints, Pretrain
         # averages integer example counts, which is off when processes hold unequal shares of the set
         self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
 
+    @override
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["state_dict"] = upgrade_head_keys(checkpoint["state_dict"], prefix="head.")  # 2026-11 checkpoints
+        super().on_load_checkpoint(checkpoint)
+
+    @property
+    def pooling(self) -> Pooling | None:
+        """The head's pooling (unused by token tasks)."""
+        return self.head.pooling
+
     def _store_component_specs(self) -> None:
         """Keep the injected objects as class_path specs in hparams, so checkpoints rebuild them from data."""
         self.hparams["mask"] = to_spec(self.mask)
-        self.hparams["pooling"] = to_spec(self.pooling)
+        self.hparams["pooling"] = self._pooling_spec
         for key in ("optimizer", "scheduler"):
             if callable(self.hparams.get(key)):
                 self.hparams[key] = None  # a Python callable (not from a config) cannot be stored as data
@@ -230,9 +243,7 @@ class LabelSupervisedModule(ProbedAttention, TrainedWeightsCheckpoints, Pretrain
             hidden = self.packed_hidden_states(packed, attention_mask)  # (B, T, H)
         else:
             hidden = self.hidden_states(input_ids, attention_mask).last_hidden_state  # (B, T, H)
-        if self.task == "sequence":
-            hidden = self.pooling(hidden, attention_mask)  # (B, H)
-        return self.head(self.head_dropout(hidden.to(self.head.weight.dtype)))
+        return self.head(hidden, attention_mask)  # (B, C) or (B, T, C)
 
     @override
     def probed_model(self) -> nn.Module:

@@ -5,8 +5,9 @@
     LabelSupervisedModule.from_pretrained("exported/")
     python -m app.export --ckpt_path best.ckpt --output_dir exported/ [--merge]          # from a checkpoint
 
-Every folder holds `head.safetensors` (our `nn.Linear`), `ls_llama.json` (format, task, label names, mask, pooling,
-backbone source: what `from_pretrained` needs) and, when given, the tokenizer. Formats:
+Every folder holds `head.safetensors` (the whole head: the linear layer and a pooling's weights), `ls_llama.json`
+(format, task, label names, mask, pooling, backbone source: what `from_pretrained` needs) and, when given, the
+tokenizer. Formats:
 
 - `adapter` (LoRA, default): peft's `adapter_config.json` + `adapter_model.safetensors`; the base backbone is
   read from its source (hub name, folder, `.gguf`, or rebuilt from its config and seed) at load time.
@@ -40,8 +41,9 @@ from transformers import (
 )
 
 from core.hub import load_tokenizer
-from lightning_modules.attention_masks import BidirectionalMask, CausalMask
-from lightning_modules.pooling import LastTokenPooling
+from lightning_modules.backbone.masks import BidirectionalMask, CausalMask
+from lightning_modules.label_supervised.head import upgrade_head_keys
+from lightning_modules.label_supervised.pooling import LastTokenPooling
 
 CONFIG_FILE = "ls_llama.json"
 HEAD_FILE = "head.safetensors"
@@ -117,11 +119,11 @@ def save_hf_classifier(module: nn.Module, backbone: PreTrainedModel, hf_class: t
     config.use_cache = False
     model = hf_class.from_config(config, dtype=backbone.dtype)
     getattr(model, model.base_model_prefix).load_state_dict(backbone.state_dict())
-    head = next((getattr(model, name) for name in HF_HEADS if hasattr(model, name)), None)
-    same_shape = head is not None and head.weight.shape == module.head.weight.shape
-    if not same_shape or (head.bias is None) != (module.head.bias is None):
-        raise ValueError(f"{type(model).__name__} has no classification layer shaped like ours ({module.head})")
-    head.load_state_dict(module.head.state_dict())
+    head, ours = next((getattr(model, name) for name in HF_HEADS if hasattr(model, name)), None), module.head.score
+    same_shape = head is not None and head.weight.shape == ours.weight.shape
+    if not same_shape or (head.bias is None) != (ours.bias is None):
+        raise ValueError(f"{type(model).__name__} has no classification layer shaped like ours ({ours})")
+    head.load_state_dict(ours.state_dict())
     model.save_pretrained(folder)
 
 
@@ -150,7 +152,7 @@ def load_folder(cls: type, folder: str | Path, **overrides: Any) -> nn.Module:
         result = set_peft_model_state_dict(module.backbone, load_peft_weights(str(folder), device="cpu"))
         if result.unexpected_keys:
             raise ValueError(f"{folder}: adapter weights the model does not have: {result.unexpected_keys[:3]}")
-    module.head.load_state_dict(load_file(folder / HEAD_FILE))
+    module.head.load_state_dict(upgrade_head_keys(load_file(folder / HEAD_FILE)))  # the whole head, pooling included
     return module.eval()
 
 

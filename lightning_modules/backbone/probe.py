@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lightning_modules.attention_masks import AttentionMaskStrategy
+from lightning_modules.backbone.masks import AttentionMaskStrategy
 
 # Relative change ||h - h'|| / ||h|| above which a hidden state counts as "moved". An unchanged causal prefix is
 # bit-identical (masked scores are exactly zero after softmax); a real dependence moves it by far more.

@@ -6,7 +6,7 @@ A formatter is a small swappable object (`model.prompt: classification` or `{cla
   `{all_labels}` filled by the label verbalizations as a Python list, `['negative', 'positive']` (what the paper's
   Python format string gives a list of names; the paper does not say: `label_format: comma` writes
   `negative, positive`) and `{input_text}` by the example's text; the answer is the label's verbalization;
-  `parse` reads a label out of free text (`lightning_modules.answers.parse_label`).
+  `parse` reads a label out of free text (`lightning_modules.prompting.answers.parse_label`).
 - `EntityPrompt` (token tasks, NER): the same frame asking for one `<type>: <entity words>` line per entity, the
   types given by their descriptions (`PER` -> `person`); `parse` maps the lines back to word-level BIO tags
   (`answers.entities_to_tags`, every occurrence by default).
@@ -16,10 +16,10 @@ Add a formatter by subclassing `PromptFormatter` with a `name` (defining the cla
 from __future__ import annotations
 
 import string
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
-from lightning_modules.answers import EntityAnswer, entities_to_tags, normalize, parse_entities, parse_label
-from lightning_modules.attention_masks import register
+from core.registry import Component
+from lightning_modules.prompting.answers import EntityAnswer, entities_to_tags, normalize, parse_entities, parse_label
 
 # Section 3.2 of the paper, verbatim: its `\n` are newlines (the prompt is a Python string there); the line break
 # after "predict the" is the PDF's, not the prompt's.
@@ -57,16 +57,12 @@ def _distinct(names: list[str], what: str) -> list[str]:
     return names
 
 
-class PromptFormatter:
+class PromptFormatter(Component):
     """Base class of prompt formatters; `name` registers it in `PROMPTS`, `task` is the task it serves."""
 
-    name = "base"
+    registry = PROMPTS
+    kind = "prompt"
     task: ClassVar[Literal["sequence", "token"]] = "sequence"
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if "name" in cls.__dict__:
-            register(PROMPTS, cls, "prompt")
 
     def prompt(self, text: str, label_names: list[str]) -> str:
         """The instruction for one input text (the user message of a chat template)."""

@@ -15,7 +15,7 @@ from typing import Any
 
 from torch import nn
 
-from lightning_modules.attention_masks import decoder_layers
+from lightning_modules.backbone.masks import decoder_layers
 
 # `torch.compile` options used by `model.compile: true` (the defaults: inductor, dynamic shapes after a recompile).
 COMPILE_OPTIONS: dict[str, Any] = {}

@@ -2,9 +2,9 @@
 `ZeroShotModule` (zero-shot prompting of an instruction/chat model; paper Tables 2-4, LLaMA-2-chat).
 
 The data module's examples become prompts through the model's `PromptEncoder` (`example_encoder()`, see
-`core.encoding`): the paper's prompt for classification, an entity-list prompt for NER (`lightning_modules.prompts`),
-in the tokenizer's chat template where it has one. Every validation/test batch is prefilled once, then read twice
-(`lightning_modules.decoding`):
+`core.encoding`): the paper's prompt for classification, an entity-list prompt for NER (`prompting.prompts`), in
+the tokenizer's chat template where it has one. Every validation/test batch is prefilled once, then read twice
+(`lightning_modules.prompting.decoding`):
 - `generate`: greedy decoding with the KV cache (batched, left padding, until eos or `max_new_tokens`); the text
   is parsed into a label (`answers.parse_label`; an answer naming no label or several is wrong and counted in
   `<split>/invalid_rate`) or into entities mapped to BIO tags (`answers.entities_to_tags`, scored by seqeval;
@@ -35,12 +35,12 @@ from transformers import AutoModelForCausalLM
 from typing_extensions import override
 
 from core.class_paths import from_spec, to_spec
-from lightning_modules.answer_metrics import AnswerMetrics
-from lightning_modules.builders import build_backbone
-from lightning_modules.decoding import causal_lm_parts, greedy_generate, prefill, score_answers
+from lightning_modules.backbone.builders import build_backbone
 from lightning_modules.metrics import ClassificationMetrics, SeqevalMetrics
-from lightning_modules.prompt_encoder import PromptEncoder, right_pad
-from lightning_modules.prompts import PROMPTS, ClassificationPrompt, EntityPrompt, PromptFormatter
+from lightning_modules.prompting.answer_metrics import AnswerMetrics
+from lightning_modules.prompting.decoding import causal_lm_parts, greedy_generate, prefill, score_answers
+from lightning_modules.prompting.prompt_encoder import PromptEncoder, right_pad
+from lightning_modules.prompting.prompts import PROMPTS, ClassificationPrompt, EntityPrompt, PromptFormatter
 from lightning_modules.training import checked_label_names
 
 log = logging.getLogger(__name__)
@@ -290,4 +290,4 @@ class ZeroShotModule(PromptedLM):
     """Zero-shot prompting of an instruction/chat model (paper: LLaMA-2-chat 7B/13B): nothing trains, so `python
     main.py test` (or `validate`) runs it without `fit`. The arguments are `PromptedLM`'s."""
 
-    method = "zero-shot"
+    method = "zero_shot"

@@ -43,6 +43,8 @@ from torch import nn
 from transformers import PreTrainedModel
 from transformers.masking_utils import create_causal_mask, create_sliding_window_causal_mask
 
+from core.registry import Component
+
 
 def is_encoder_config(config: Any) -> bool:
     """Whether a transformers config describes a bidirectional encoder (BERT family) rather than a decoder."""
@@ -86,14 +88,6 @@ def decoder_layers(model: nn.Module) -> tuple[nn.Module, nn.ModuleList]:
     raise ValueError(f"could not find the {num_layers} transformer layers in {type(model).__name__}")
 
 
-def register(registry: dict[str, type], cls: type, kind: str) -> None:
-    """Add `cls` to `registry` under `cls.name`; a different class may not take a registered name."""
-    known = registry.get(cls.name)
-    if known is not None and (known.__module__, known.__qualname__) != (cls.__module__, cls.__qualname__):
-        raise ValueError(f"{kind} name {cls.name!r} is taken by {known.__module__}.{known.__qualname__}")
-    registry[cls.name] = cls
-
-
 def refuse_built_bidirectional(model: PreTrainedModel, strategy: str) -> None:
     """Raise if the decoder was built bidirectional by its own config (Gemma-3 `use_bidirectional_attention`):
     its attention modules and sliding window are fixed at construction, so no strategy can make it causal again."""
@@ -116,19 +110,16 @@ def is_sliding_layer(config: Any, index: int) -> bool:
 MASKS: dict[str, type[AttentionMaskStrategy]] = {}
 
 
-class AttentionMaskStrategy:
+class AttentionMaskStrategy(Component):
     """Base class: how real tokens attend to each other. Subclass it to add a strategy.
 
-    A subclass sets `name` (registered in `MASKS`, used in run names and tags), implements `apply` (configure a
-    loaded backbone) and `sees_right_context(layer)` (its promise, checked by the probe in `verify_attention`).
+    A subclass sets `name` (registered in `MASKS`; its `label`, the name with any parameters, names runs and tags),
+    implements `apply` (configure a loaded backbone) and `sees_right_context(layer)` (its promise, checked by the
+    probe in `verify_attention`).
     """
 
-    name = "base"
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if "name" in cls.__dict__:
-            register(MASKS, cls, "mask strategy")
+    registry = MASKS
+    kind = "mask strategy"
 
     def apply(self, model: PreTrainedModel) -> None:
         """Configure `model` in place so that its attention follows this strategy."""
@@ -204,6 +195,11 @@ class BidirectionalFromLayer(AttentionMaskStrategy):
 
     def __repr__(self) -> str:
         return f"BidirectionalFromLayer(layer={self.layer})"
+
+    @property
+    def label(self) -> str:
+        """`bidir@<layer>`: the first bidirectional layer names the setting."""
+        return f"bidir@{self.layer}"
 
     def __getstate__(self) -> dict[str, Any]:
         # Hooks belong to the model this instance was applied to: copies (deepcopy, pickling) start unapplied.

@@ -16,10 +16,10 @@ import torch
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from typing_extensions import override
 
-from lightning_modules.builders import Finetuning, apply_finetuning, log_trainable
-from lightning_modules.decoding import causal_lm_parts, forward_hidden, response_cross_entropy
-from lightning_modules.prompting import PromptedLM, Reading
-from lightning_modules.prompts import PromptFormatter
+from lightning_modules.backbone.builders import Finetuning, apply_finetuning, log_trainable
+from lightning_modules.prompting.decoding import causal_lm_parts, forward_hidden, response_cross_entropy
+from lightning_modules.prompting.prompts import PromptFormatter
+from lightning_modules.prompting.zero_shot import PromptedLM, Reading
 from lightning_modules.training import TrainedWeightsCheckpoints, optimizers_with_warmup
 
 
@@ -53,7 +53,7 @@ class InstructionTuningModule(TrainedWeightsCheckpoints, PromptedLM):
         vocab_size: the tokenizer's vocabulary size (linked).
     """
 
-    method: ClassVar[str] = "instruction-tuning"
+    method: ClassVar[str] = "instruction_tuning"
     with_response: ClassVar[bool] = True
 
     def __init__(

@@ -29,7 +29,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 from torch import nn
 from typing_extensions import override
 
-from lightning_modules.attention_masks import decoder_layers
+from lightning_modules.backbone.masks import decoder_layers
 
 
 def shard_units(module: nn.Module) -> list[nn.Module]:

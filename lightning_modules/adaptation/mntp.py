@@ -13,7 +13,7 @@ of the tokens masked, each masked token predicted by the language-model head fro
     python main.py fit ... --config configs/method/ls_unllama.yaml --model.init_args.init_adapter=<that folder>
 
 The text is the data module's own examples with their labels unused (or any text file: `datamodules.PlainText`);
-masking, targets and the choice of mask token are in `lightning_modules.mntp_data`. The mask strategy
+masking, targets and the choice of mask token are in `lightning_modules.adaptation.mntp_data`. The mask strategy
 (`BidirectionalMask` by default) is checked by the attention probe on the decoder before training, as in
 `LabelSupervisedModule`. Validation and test report the masked tokens' loss and top-1 accuracy (`val/score`) on
 masks that are the same at every evaluation. Checkpoints hold the LoRA weights only; `save_adapter(folder)` writes
@@ -38,9 +38,15 @@ from transformers import AutoModelForCausalLM
 from typing_extensions import override
 
 from core.class_paths import from_spec, to_spec
-from lightning_modules.attention_masks import MASKS, AttentionMaskStrategy, is_encoder
-from lightning_modules.builders import ADAPTER_INFO, apply_lora, backbone_fingerprint, build_backbone, log_trainable
-from lightning_modules.mntp_data import MaskedTextEncoder, mntp_loss
+from lightning_modules.adaptation.mntp_data import MaskedTextEncoder, mntp_loss
+from lightning_modules.backbone.builders import (
+    ADAPTER_INFO,
+    apply_lora,
+    backbone_fingerprint,
+    build_backbone,
+    log_trainable,
+)
+from lightning_modules.backbone.masks import MASKS, AttentionMaskStrategy, is_encoder
 from lightning_modules.training import ProbedAttention, TrainedWeightsCheckpoints, optimizers_with_warmup
 
 log = logging.getLogger(__name__)
@@ -58,7 +64,7 @@ class MaskedNextTokenModule(ProbedAttention, TrainedWeightsCheckpoints):
             `BidirectionalFromLayer`); checked by the attention probe before training.
         mask_probability: chance of each maskable token to be masked (LLM2Vec: 0.2 for LLaMA-family models).
         mask_token: the token (e.g. `_`) or id that replaces masked tokens; None = the tokenizer's mask token, else a
-            free special token (rule: `lightning_modules.mntp_data.resolve_mask_token`).
+            free special token (rule: `lightning_modules.adaptation.mntp_data.resolve_mask_token`).
         random_token_fraction: part of the masked tokens replaced by a random token instead (BERT, LLM2Vec's
             LLaMA configs: 0.1; 0 = always the mask token, LLM2Vec's Mistral config).
         keep_token_fraction: part of the masked tokens left unchanged, still predicted (BERT: 0.1).

@@ -1,11 +1,10 @@
-"""Builders of the model's parts, plain functions with explicit arguments (`LabelSupervisedModule.__init__` calls
-them once): the backbone, its finetuning (LoRA, full, head-only), the default mask and pooling of a backbone, and
-the merge of an earlier stage's LoRA adapter into a backbone (`merge_adapter`, e.g. after the MNTP adaptation).
+"""Builders of the backbone, plain functions with explicit arguments (the modules call them once in `__init__`):
+the backbone, its finetuning (LoRA, full, head-only), the default mask of a backbone, and the merge of an earlier
+stage's LoRA adapter into a backbone (`merge_adapter`, e.g. after the MNTP adaptation).
 
-The default mask and pooling are decided here and only here: `default_mask(config)` / `default_pooling(config)` read
-the backbone's transformers config (an encoder such as BERT: its own bidirectional attention and the first token,
-[CLS]; a decoder: causal and the last real token). The CLI calls the same functions at parse time, so run names and
-`--print_config` show what the model will use.
+The default mask is decided here and only here: `default_mask(config)` reads the backbone's transformers config (an
+encoder such as BERT: its own bidirectional attention; a decoder: causal). The CLI calls it at parse time, so run
+names and `--print_config` show what the model will use (the default pooling: `label_supervised.pooling`).
 """
 
 from __future__ import annotations
@@ -21,9 +20,8 @@ from torch import nn
 from transformers import AutoModel, PretrainedConfig, PreTrainedModel
 
 from core.hub import DTYPES, load_backbone
-from lightning_modules.attention_masks import AttentionMaskStrategy, BidirectionalMask, CausalMask, is_encoder_config
-from lightning_modules.pooling import FirstTokenPooling, LastTokenPooling, Pooling
-from lightning_modules.quantization import (
+from lightning_modules.backbone.masks import AttentionMaskStrategy, BidirectionalMask, CausalMask, is_encoder_config
+from lightning_modules.backbone.quantization import (
     Quantization,
     bnb_config,
     prepare_for_kbit_training,
@@ -62,7 +60,7 @@ def build_backbone(
         gradient_checkpointing: recompute activations in the backward pass to save memory.
         auto_class: the transformers auto class (`AutoModel`, `AutoModelForCausalLM`).
         quantization: `nf4`, `fp4` or `int8` to load the backbone's linear layers in k-bit (QLoRA,
-            `lightning_modules.quantization`), prepared for k-bit training; None = not quantized.
+            `lightning_modules.backbone.quantization`), prepared for k-bit training; None = not quantized.
     """
     config = dict(config or {})
     if source is None:
@@ -132,11 +130,6 @@ def apply_finetuning(backbone: PreTrainedModel, finetuning: Finetuning, **lora: 
 def default_mask(config: PretrainedConfig) -> AttentionMaskStrategy:
     """An encoder's own bidirectional attention; a decoder's causal mask (LS-LLaMA)."""
     return BidirectionalMask() if is_encoder_config(config) else CausalMask()
-
-
-def default_pooling(config: PretrainedConfig) -> Pooling:
-    """An encoder's first token ([CLS]); a decoder's last real token (LS-LLaMA)."""
-    return FirstTokenPooling() if is_encoder_config(config) else LastTokenPooling()
 
 
 def log_trainable(module: nn.Module) -> None:

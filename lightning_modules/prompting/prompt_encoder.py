@@ -2,7 +2,7 @@
 
 The data module keeps the examples (`text`/`label` or `tokens`/`tags`), label names, splits, subsets, seeds and
 samplers; this encoder turns an example into
-- the prompt's token ids: the formatter's prompt (`lightning_modules.prompts`) as the user message of the
+- the prompt's token ids: the formatter's prompt (`lightning_modules.prompting.prompts`) as the user message of the
   tokenizer's chat template where it has one (`chat_template=None`; True requires one, False never uses it), else
   the bare prompt with the tokenizer's special tokens (LLaMA-2: BOS). The input text is first cut to the data
   module's `max_length` tokens, so the model reads the same text as a label-supervised model would;
@@ -26,8 +26,8 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from core.class_paths import to_spec
-from lightning_modules.answers import tags_to_entities
-from lightning_modules.prompts import PromptFormatter
+from lightning_modules.prompting.answers import tags_to_entities
+from lightning_modules.prompting.prompts import PromptFormatter
 
 IGNORE = -100
 
