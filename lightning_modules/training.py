@@ -1,23 +1,31 @@
-"""What the trainable modules share (label supervision, instruction tuning, MNTP): checkpoints that hold only the
-trained weights, the default optimizer and schedule, the attention probe before the first step, and the checks of the
-label names the data module hands over."""
+"""What the modules share: the backbone arguments (`BackboneModule`: every module) and the training arguments
+(`FinetunedModule`: label supervision, instruction tuning, MNTP), each defined and documented once; checkpoints that
+hold only the trained weights, the default optimizer and schedule, the attention probe before the first step, and
+the checks of the label names the data module hands over.
+
+A module adds its own arguments and hands the rest on (`def __init__(self, mask=..., **kwargs): super().__init__(
+**kwargs)`); jsonargparse follows `**kwargs` to these classes, so configs stay flat (`model.init_args.lora_r`) and
+`--model.help` lists every argument once, with its documentation.
+"""
 
 from __future__ import annotations
 
 import logging
 import math
 import warnings
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import torch
 from lightning.pytorch import LightningModule
 from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
-from transformers import get_linear_schedule_with_warmup
+from transformers import AutoModel, PreTrainedModel, get_linear_schedule_with_warmup
 from typing_extensions import override
 
 from core.class_paths import restrict_imports
+from lightning_modules.backbone.builders import Finetuning, apply_finetuning, build_backbone
 from lightning_modules.backbone.probe import probe_length, verify_attention
+from lightning_modules.backbone.quantization import Quantization
 
 log = logging.getLogger(__name__)
 
@@ -153,3 +161,113 @@ class ProbedAttention(LightningModule):
     @override
     def on_predict_start(self) -> None:
         self._verify_once()
+
+
+class BackboneModule(LightningModule):
+    """Base of every model here: a transformer backbone from a source (or random) and the data module's ids.
+
+    Args:
+        backbone: hub name, local folder, `.gguf` file or `pkg://package/file` of the pretrained backbone;
+            None to build a randomly initialised one from `backbone_config`.
+        backbone_config: with `backbone`, config attributes to override; without it, the whole config of a
+            random backbone (`model_type` plus its arguments, e.g. a 2-layer `llama`).
+        attn_implementation: `sdpa`, `eager`, `flash_attention_2`, `flex_attention`; None = transformers' default.
+        dtype: dtype of the backbone weights: `float32`, `bfloat16` (e.g. a 7B model on a 24 GB card; LoRA
+            weights and heads stay float32), `float16` or `auto`.
+        gradient_checkpointing: recompute activations in the backward pass to save memory.
+        backbone_seed: seed of a randomly initialised backbone, so a checkpoint can rebuild its frozen weights.
+        task: `sequence` or `token` classification (linked from the data module).
+        num_labels: number of labels (linked from the data module).
+        label_names: label names by id (linked from the data module).
+        pad_token_id: the tokenizer's pad id (linked from the data module).
+        vocab_size: the tokenizer's vocabulary size (linked; sizes random backbones, checked against others).
+    """
+
+    def __init__(
+        self,
+        backbone: str | None = None,
+        backbone_config: dict[str, Any] | None = None,
+        attn_implementation: str | None = None,
+        dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32",
+        gradient_checkpointing: bool = False,
+        backbone_seed: int = 0,
+        task: Literal["sequence", "token"] = "sequence",
+        num_labels: int = 2,
+        label_names: list[str] | None = None,
+        pad_token_id: int | None = None,
+        vocab_size: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()  # every argument of the calling subclasses too
+        self.label_names, self.outside_label = checked_label_names(label_names, num_labels, task)
+        self.task, self.num_labels, self.pad_token_id = task, num_labels, pad_token_id
+
+    def load_backbone(self, auto_class: type = AutoModel, quantization: Quantization | None = None) -> PreTrainedModel:
+        """The backbone as the arguments describe it (`builders.build_backbone`): the bare transformer, or with
+        `auto_class=AutoModelForCausalLM` the decoder with its language-model head."""
+        hp = self.hparams
+        return build_backbone(
+            hp.backbone,
+            hp.backbone_config,
+            dtype=hp.dtype,
+            attn_implementation=hp.attn_implementation,
+            seed=hp.backbone_seed,
+            pad_token_id=hp.pad_token_id,
+            vocab_size=hp.vocab_size,
+            gradient_checkpointing=hp.gradient_checkpointing,
+            auto_class=auto_class,
+            quantization=quantization,
+        )
+
+
+class FinetunedModule(TrainedWeightsCheckpoints, BackboneModule):
+    """A `BackboneModule` that trains: how (LoRA, full, head-only), and with which optimizer and schedule.
+
+    Args:
+        finetuning: `lora` (adapters on the backbone), `full` (every backbone weight), or `head` (frozen backbone).
+        lora_r: LoRA rank (paper: 12).
+        lora_alpha: LoRA scaling alpha (paper: 32).
+        lora_dropout: dropout on the LoRA input (paper: 0.1).
+        lora_target_modules: module names to adapt; None = peft's default for the architecture (`q_proj`,
+            `v_proj` for LLaMA, as the paper's authors used).
+        optimizer: optimizer over the trainable parameters; None = AdamW at the module's `default_lr` (label
+            supervision: 8e-5, the paper's), no weight decay.
+        scheduler: learning-rate scheduler (stepped every optimizer step); None = linear decay to zero after
+            `warmup_ratio` of linear warm-up (transformers Trainer's default, which the paper used).
+        warmup_ratio: fraction of the training steps spent warming up (default scheduler only).
+    """
+
+    default_lr: ClassVar[float] = 8e-5
+
+    def __init__(
+        self,
+        finetuning: Finetuning = "lora",
+        lora_r: int = 12,
+        lora_alpha: int = 32,
+        lora_dropout: float = 0.1,
+        lora_target_modules: list[str] | None = None,
+        optimizer: OptimizerCallable | None = None,
+        scheduler: LRSchedulerCallable | None = None,
+        warmup_ratio: float = 0.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.finetuning, self.warmup_ratio = finetuning, warmup_ratio
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        for key in ("optimizer", "scheduler"):
+            if callable(self.hparams.get(key)):
+                self.hparams[key] = None  # a Python callable (not from a config) cannot be stored as data
+        self.strict_loading = False  # checkpoints hold only the trained weights; see on_load_checkpoint
+
+    def finetune(self, model: nn.Module) -> nn.Module:
+        """`model` set up for the configured finetuning (`builders.apply_finetuning`: LoRA adapters, or all weights
+        trainable, or frozen)."""
+        hp = self.hparams
+        lora = {"r": hp.lora_r, "alpha": hp.lora_alpha, "dropout": hp.lora_dropout}
+        return apply_finetuning(model, self.finetuning, target_modules=hp.lora_target_modules, **lora)
+
+    @override
+    def configure_optimizers(self) -> Any:
+        return optimizers_with_warmup(
+            self, self.optimizer_factory, self.scheduler_factory, self.warmup_ratio, self.default_lr
+        )

@@ -28,10 +28,9 @@ import copy
 import json
 import logging
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 from torchmetrics import MeanMetric
 from transformers import AutoModelForCausalLM
@@ -41,25 +40,24 @@ from core.class_paths import from_spec, to_spec
 from lightning_modules.adaptation.mntp_data import MaskedTextEncoder, mntp_loss
 from lightning_modules.backbone.builders import (
     ADAPTER_INFO,
-    apply_lora,
     backbone_fingerprint,
-    build_backbone,
     log_trainable,
 )
 from lightning_modules.backbone.masks import MASKS, AttentionMaskStrategy, is_encoder
-from lightning_modules.training import ProbedAttention, TrainedWeightsCheckpoints, optimizers_with_warmup
+from lightning_modules.training import FinetunedModule, ProbedAttention
 
 log = logging.getLogger(__name__)
 
 
-class MaskedNextTokenModule(ProbedAttention, TrainedWeightsCheckpoints):
+class MaskedNextTokenModule(ProbedAttention, FinetunedModule):
     """Masked next-token prediction with LoRA on a decoder whose causal mask is removed (LLM2Vec's MNTP).
 
+    The backbone (a decoder, loaded with its language-model head), the LoRA settings and the optimizer are
+    `FinetunedModule`'s / `BackboneModule`'s arguments, with LLM2Vec's defaults here (`lora_r` 16, `lora_dropout`
+    0.05; `optimizer`: None = AdamW(lr=5e-5), transformers' default, which LLM2Vec used; LLM2Vec adapts all seven
+    projections of attention and MLP: `lora_target_modules`).
+
     Args:
-        backbone: hub name, local folder, `.gguf` file or `pkg://package/file` of the pretrained decoder (loaded with
-            its language-model head); None to build a random one from `backbone_config`.
-        backbone_config: with `backbone`, config attributes to override; without it, the whole config of a
-            random decoder (`model_type` plus its arguments).
         mask: attention-mask strategy (a registered name such as `bidirectional`, or a strategy object such as
             `BidirectionalFromLayer`); checked by the attention probe before training.
         mask_probability: chance of each maskable token to be masked (LLM2Vec: 0.2 for LLaMA-family models).
@@ -68,93 +66,46 @@ class MaskedNextTokenModule(ProbedAttention, TrainedWeightsCheckpoints):
         random_token_fraction: part of the masked tokens replaced by a random token instead (BERT, LLM2Vec's
             LLaMA configs: 0.1; 0 = always the mask token, LLM2Vec's Mistral config).
         keep_token_fraction: part of the masked tokens left unchanged, still predicted (BERT: 0.1).
-        finetuning: `lora` (the adapter is what the next stage starts from).
         lora_r: LoRA rank (LLM2Vec: 16).
-        lora_alpha: LoRA scaling alpha (LLM2Vec: 32).
         lora_dropout: dropout on the LoRA input (LLM2Vec: 0.05).
-        lora_target_modules: module names to adapt; None = peft's default for the architecture (`q_proj`,
-            `v_proj` for LLaMA); LLM2Vec adapts all seven projections of attention and MLP.
-        attn_implementation: `sdpa`, `eager`, `flash_attention_2`, `flex_attention`; None = transformers' default.
-        dtype: dtype of the frozen weights: `float32`, `bfloat16`, `float16` or `auto`.
-        gradient_checkpointing: recompute activations in the backward pass to save memory.
-        backbone_seed: seed of a randomly initialised backbone, so a checkpoint can rebuild its frozen weights.
-        optimizer: optimizer over the LoRA weights; None = AdamW(lr=5e-5), LLM2Vec's (transformers' default).
-        scheduler: learning-rate scheduler (stepped every optimizer step); None = linear decay to zero after
-            `warmup_ratio` of linear warm-up.
-        warmup_ratio: fraction of the training steps spent warming up (default scheduler only).
         adapter_dir: where the end of `fit` writes the adapter; None = `<log dir>/adapter` (nothing without a
             logger or under `fast_dev_run`).
         verify_mask: run the attention probe on the training/evaluation device before the first step.
-        task: `sequence` or `token` (linked from the data module; token tasks' words are joined by spaces).
-        num_labels: linked from the data module; unused (MNTP needs no labels).
-        label_names: linked from the data module; unused.
-        pad_token_id: the tokenizer's pad id (linked from the data module).
-        vocab_size: the tokenizer's vocabulary size (linked; sizes random backbones, checked against others).
     """
 
     method = "mntp"
+    default_lr = 5e-5
 
     def __init__(
         self,
-        backbone: str | None = None,
-        backbone_config: dict[str, Any] | None = None,
         mask: AttentionMaskStrategy | str = "bidirectional",
         mask_probability: float = 0.2,
         mask_token: str | int | None = None,
         random_token_fraction: float = 0.1,
         keep_token_fraction: float = 0.1,
-        finetuning: Literal["lora"] = "lora",
         lora_r: int = 16,
-        lora_alpha: int = 32,
         lora_dropout: float = 0.05,
-        lora_target_modules: list[str] | None = None,
-        attn_implementation: str | None = None,
-        dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32",
-        gradient_checkpointing: bool = False,
-        backbone_seed: int = 0,
-        optimizer: OptimizerCallable | None = None,
-        scheduler: LRSchedulerCallable | None = None,
-        warmup_ratio: float = 0.0,
         adapter_dir: str | None = None,
         verify_mask: bool = True,
-        task: Literal["sequence", "token"] = "sequence",
-        num_labels: int = 2,
-        label_names: list[str] | None = None,
-        pad_token_id: int | None = None,
-        vocab_size: int | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__()
-        self.save_hyperparameters()
-        if finetuning != "lora":
-            raise ValueError(f"model.finetuning must be lora for MNTP (its adapter is the output), got {finetuning!r}")
+        super().__init__(lora_r=lora_r, lora_dropout=lora_dropout, **kwargs)
+        if self.finetuning != "lora":
+            raise ValueError(
+                f"model.finetuning must be lora for MNTP (its adapter is the output), got {self.finetuning!r}"
+            )
         # settings and the injected strategy first: a bad value fails before any weight is loaded
         self.text_encoder = MaskedTextEncoder(mask_token, mask_probability, random_token_fraction, keep_token_fraction)
         strategy = from_spec(mask, AttentionMaskStrategy, "model.mask", MASKS)
-        self.pad_token_id, self.adapter_dir, self.warmup_ratio = pad_token_id, adapter_dir, warmup_ratio
-        self.verify_mask_enabled = verify_mask
-        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
-        lm = build_backbone(
-            backbone,
-            backbone_config,
-            dtype=dtype,
-            attn_implementation=attn_implementation,
-            seed=backbone_seed,
-            pad_token_id=pad_token_id,
-            vocab_size=vocab_size,
-            gradient_checkpointing=gradient_checkpointing,
-            auto_class=AutoModelForCausalLM,
-        )
+        self.adapter_dir, self.verify_mask_enabled = adapter_dir, verify_mask
+        lm = self.load_backbone(auto_class=AutoModelForCausalLM)
         if is_encoder(lm):
             raise ValueError(f"MNTP adapts decoders; {lm.config.model_type!r} is a bidirectional encoder already")
         self.mask = copy.deepcopy(strategy)  # a private copy: a strategy may hold hooks on its model
         self.mask.apply(lm)
-        self.lm = apply_lora(lm, lora_r, lora_alpha, lora_dropout, lora_target_modules)
+        self.lm = self.finetune(lm)
         log_trainable(self)
         self.hparams["mask"] = to_spec(self.mask)
-        for key in ("optimizer", "scheduler"):
-            if callable(self.hparams.get(key)):
-                self.hparams[key] = None  # a Python callable (not from a config) cannot be stored as data
-        self.strict_loading = False  # checkpoints hold only the LoRA weights; see on_load_checkpoint
         self.val_loss, self.val_acc = MeanMetric(), MeanMetric()
         self.test_loss, self.test_acc = MeanMetric(), MeanMetric()
 
@@ -239,13 +190,6 @@ class MaskedNextTokenModule(ProbedAttention, TrainedWeightsCheckpoints):
         self._log_split("test", self.test_loss, self.test_acc)
 
     # ----------------------------------------------------------------------------------------- optimisation
-    @override
-    def configure_optimizers(self) -> Any:
-        return optimizers_with_warmup(
-            self, self.optimizer_factory, self.scheduler_factory, self.warmup_ratio, default_lr=5e-5
-        )
-
-    # --------------------------------------------------------------------------------------- the adapter
     def save_adapter(self, folder: str | Path) -> Path:
         """Write the LoRA adapter (peft's `adapter_config.json` + `adapter_model.safetensors`) and `adapter_info.json`
         (the backbone's fingerprint, checked when label supervision merges it; the masking settings; the step).

@@ -16,21 +16,13 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 from torchmetrics import MeanMetric
 from typing_extensions import override
 
 from core.class_paths import from_spec, to_spec
 from core.packing import PACKED_KEYS, packed_attention_mask, unpack
-from lightning_modules.backbone.builders import (
-    Finetuning,
-    apply_finetuning,
-    build_backbone,
-    default_mask,
-    log_trainable,
-    merge_adapter,
-)
+from lightning_modules.backbone.builders import default_mask, log_trainable, merge_adapter
 from lightning_modules.backbone.compile import compile_blocks
 from lightning_modules.backbone.masks import MASKS, AttentionMaskStrategy, is_encoder
 from lightning_modules.backbone.quantization import Quantization, check_finetuning
@@ -38,52 +30,32 @@ from lightning_modules.label_supervised.head import ClassificationHead, upgrade_
 from lightning_modules.label_supervised.pooling import POOLINGS, Pooling, default_pooling
 from lightning_modules.label_supervised.pretrained import PretrainedMixin
 from lightning_modules.metrics import build_metrics
-from lightning_modules.training import (
-    ProbedAttention,
-    TrainedWeightsCheckpoints,
-    checked_label_names,
-    optimizers_with_warmup,
-)
+from lightning_modules.training import FinetunedModule, ProbedAttention
 
 log = logging.getLogger(__name__)
 
 
-class LabelSupervisedModule(ProbedAttention, TrainedWeightsCheckpoints, PretrainedMixin):
+class LabelSupervisedModule(ProbedAttention, FinetunedModule, PretrainedMixin):
     """Label-supervised finetuning of a transformer backbone for sequence or token classification.
 
+    The backbone and training arguments (`backbone`, `finetuning`, `lora_r`, `optimizer`, ..., and the ids linked
+    from the data module) are those of `lightning_modules.training.BackboneModule` / `FinetunedModule`.
+
     Args:
-        backbone: hub name, local folder, `.gguf` file or `pkg://package/file` of the pretrained backbone;
-            None to build a randomly initialised one from `backbone_config`.
-        backbone_config: with `backbone`, config attributes to override; without it, the whole config of a
-            random backbone (`model_type` plus its arguments, e.g. a 2-layer `llama`).
         mask: attention-mask strategy (`CausalMask` = LS-LLaMA, `BidirectionalMask` = LS-unLLaMA,
             `BidirectionalFromLayer`, or a registered name such as `bidirectional`); None = causal for decoders,
             the encoder's own bidirectional attention for encoders (`builders.default_mask`).
         pooling: how a sequence becomes one vector (`LastTokenPooling`, `MeanPooling`, `MaxPooling`,
-            `FirstTokenPooling`, or a registered name such as `max`); None = last token for decoders, first ([CLS])
-            for encoders. Not used for token classification, which projects every token.
-        finetuning: `lora` (adapters on the backbone), `full` (every backbone weight), or `head` (frozen backbone).
-        lora_r: LoRA rank (paper: 12).
-        lora_alpha: LoRA scaling alpha (paper: 32).
-        lora_dropout: dropout on the LoRA input (paper: 0.1).
-        lora_target_modules: module names to adapt; None = peft's default for the architecture (`q_proj`,
-            `v_proj` for LLaMA, as the paper's authors used).
+            `LogitMaxPooling`, `AttentionPooling`, `FirstTokenPooling`, or a registered name such as `max`); None =
+            last token for decoders, first ([CLS]) for encoders. Not used for token classification, which projects
+            every token.
         head_dropout: dropout before the classification layer; None = 0.1 for token and 0.0 for sequence
             classification, like transformers' `*ForTokenClassification` / `*ForSequenceClassification`.
-        attn_implementation: `sdpa`, `eager`, `flash_attention_2`, `flex_attention`; None = transformers' default.
-        dtype: dtype of the backbone weights: `float32`, `bfloat16` (e.g. a 7B model on a 24 GB card; LoRA
-            weights and the head stay float32), `float16` or `auto`.
-        gradient_checkpointing: recompute activations in the backward pass to save memory.
         quantization: `nf4` (QLoRA: the backbone's linear layers in 4-bit NormalFloat, LoRA on top), `fp4` or
             `int8`, through transformers' `BitsAndBytesConfig` (`lightning_modules.backbone.quantization`; needs the
             `qlora` extra); None = the weights in `dtype`. Needs `finetuning: lora` (or `head`).
         compile: `torch.compile` each transformer block (`lightning_modules.backbone.compile`); the probe checks the
             compiled model.
-        backbone_seed: seed of a randomly initialised backbone, so a checkpoint can rebuild its frozen weights.
-        optimizer: optimizer over the trainable parameters; None = AdamW(lr=8e-5), the paper's.
-        scheduler: learning-rate scheduler (stepped every optimizer step); None = linear decay to zero after
-            `warmup_ratio` of linear warm-up (transformers Trainer's default, which the paper used).
-        warmup_ratio: fraction of the training steps spent warming up (default scheduler only).
         seqeval_mode: None (seqeval default, conlleval-compatible) or `strict` (IOB2 chunks only).
         verify_mask: run the attention probe on the training/evaluation device before the first step.
         init_adapter: a LoRA adapter folder of an earlier stage (e.g. the MNTP adaptation, configs/adapt/mntp.yaml)
@@ -91,67 +63,30 @@ class LabelSupervisedModule(ProbedAttention, TrainedWeightsCheckpoints, Pretrain
             (`builders.merge_adapter`). Kept as a path: checkpoints and adapter exports merge it again when loaded.
         method: the method this configuration implements, as results and W&B name it (`ls_llama`, `ls_unllama`,
             `finetune`): declared by the method overlays (configs/method/*.yaml), never inferred from the mask.
-        task: `sequence` or `token` classification (linked from the data module).
-        num_labels: number of labels (linked from the data module).
-        label_names: label names by id (linked from the data module).
-        pad_token_id: the tokenizer's pad id (linked from the data module).
-        vocab_size: the tokenizer's vocabulary size (linked; sizes random backbones, checked against others).
     """
 
     def __init__(
         self,
-        backbone: str | None = None,
-        backbone_config: dict[str, Any] | None = None,
         mask: AttentionMaskStrategy | str | None = None,
         pooling: Pooling | str | None = None,
-        finetuning: Finetuning = "lora",
-        lora_r: int = 12,
-        lora_alpha: int = 32,
-        lora_dropout: float = 0.1,
-        lora_target_modules: list[str] | None = None,
         head_dropout: float | None = None,
-        attn_implementation: str | None = None,
-        dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32",
-        gradient_checkpointing: bool = False,
         quantization: Quantization | None = None,
         compile: bool = False,
-        backbone_seed: int = 0,
-        optimizer: OptimizerCallable | None = None,
-        scheduler: LRSchedulerCallable | None = None,
-        warmup_ratio: float = 0.0,
         seqeval_mode: Literal["strict"] | None = None,
         verify_mask: bool = True,
         init_adapter: str | None = None,
         method: str = "label_supervised",
-        task: Literal["sequence", "token"] = "sequence",
-        num_labels: int = 2,
-        label_names: list[str] | None = None,
-        pad_token_id: int | None = None,
-        vocab_size: int | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__()
-        self.save_hyperparameters()
-        self.label_names, self.outside_label = checked_label_names(label_names, num_labels, task)
-        self.task, self.num_labels, self.pad_token_id, self.method = task, num_labels, pad_token_id, method
-        self.finetuning, self.warmup_ratio, self.verify_mask_enabled = finetuning, warmup_ratio, verify_mask
-        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        super().__init__(**kwargs)
+        self.method, self.verify_mask_enabled = method, verify_mask
         # the injected parts first: a bad name or class path fails before any weight is loaded
         mask_strategy = from_spec(mask, AttentionMaskStrategy, "model.mask", MASKS) if mask else None
-        if pooling is not None and task == "token":
+        if pooling is not None and self.task == "token":
             log.info("model.pooling is not used: token classification projects every token")
         pooling_module = from_spec(pooling, Pooling, "model.pooling", POOLINGS) if pooling else None
-        check_finetuning(quantization, finetuning)
-        backbone_model = build_backbone(
-            backbone,
-            backbone_config,
-            dtype=dtype,
-            attn_implementation=attn_implementation,
-            seed=backbone_seed,
-            pad_token_id=pad_token_id,
-            vocab_size=vocab_size,
-            gradient_checkpointing=gradient_checkpointing,
-            quantization=quantization,
-        )
+        check_finetuning(quantization, self.finetuning)
+        backbone_model = self.load_backbone(quantization=quantization)
         if init_adapter is not None:  # merged, not continued: the adapter's LoRA settings need not match ours
             backbone_model = merge_adapter(backbone_model, init_adapter)
         self.is_encoder = is_encoder(backbone_model)
@@ -160,18 +95,17 @@ class LabelSupervisedModule(ProbedAttention, TrainedWeightsCheckpoints, Pretrain
         self.mask = copy.deepcopy(mask_strategy) if mask_strategy else default_mask(backbone_model.config)
         self.mask.apply(backbone_model)
         pooling_module = copy.deepcopy(pooling_module) or default_pooling(backbone_model.config)
-        self._pooling_spec = to_spec(pooling_module)  # kept in hparams for token tasks too, which pool nothing
-        dropout = head_dropout if head_dropout is not None else (0.1 if task == "token" else 0.0)
+        dropout = head_dropout if head_dropout is not None else (0.1 if self.task == "token" else 0.0)
         # after the backbone (the hidden size) and before LoRA: the random state that initialises them is unchanged
-        self.head = ClassificationHead(backbone_model.config.hidden_size, num_labels, task, pooling_module, dropout)
-        lora = {"r": lora_r, "alpha": lora_alpha, "dropout": lora_dropout, "target_modules": lora_target_modules}
-        self.backbone = apply_finetuning(backbone_model, finetuning, **lora)
+        hidden_size = backbone_model.config.hidden_size
+        self.head = ClassificationHead(hidden_size, self.num_labels, self.task, pooling_module, dropout)
+        self.backbone = self.finetune(backbone_model)
         if compile:
             compile_blocks(self.backbone)
         log_trainable(self)
-        self._store_component_specs()
-        self.strict_loading = False  # checkpoints hold only the trained weights; see on_load_checkpoint
-        metrics = build_metrics(task, self.label_names, seqeval_mode)
+        # the injected objects as class_path specs in hparams, so checkpoints rebuild them from data
+        self.hparams.update(mask=to_spec(self.mask), pooling=to_spec(pooling_module))
+        metrics = build_metrics(self.task, self.label_names, seqeval_mode)
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
         # torchmetrics means sync float sums across processes; Lightning's `sync_dist` mean of a logged value
@@ -187,14 +121,6 @@ class LabelSupervisedModule(ProbedAttention, TrainedWeightsCheckpoints, Pretrain
     def pooling(self) -> Pooling | None:
         """The head's pooling (unused by token tasks)."""
         return self.head.pooling
-
-    def _store_component_specs(self) -> None:
-        """Keep the injected objects as class_path specs in hparams, so checkpoints rebuild them from data."""
-        self.hparams["mask"] = to_spec(self.mask)
-        self.hparams["pooling"] = self._pooling_spec
-        for key in ("optimizer", "scheduler"):
-            if callable(self.hparams.get(key)):
-                self.hparams[key] = None  # a Python callable (not from a config) cannot be stored as data
 
     # ------------------------------------------------------------------------------------------------ forward
     def position_ids(self, attention_mask: torch.Tensor) -> torch.Tensor | None:
@@ -353,10 +279,3 @@ class LabelSupervisedModule(ProbedAttention, TrainedWeightsCheckpoints, Pretrain
         else:
             out.update(preds=self.word_predictions(logits, batch), num_words=batch["num_words"])
         return out
-
-    # ----------------------------------------------------------------------------------------- optimisation
-    @override
-    def configure_optimizers(self) -> Any:
-        return optimizers_with_warmup(
-            self, self.optimizer_factory, self.scheduler_factory, self.warmup_ratio, default_lr=8e-5
-        )

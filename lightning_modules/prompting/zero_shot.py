@@ -28,20 +28,18 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import torch
-from lightning.pytorch import LightningModule
 from torch import nn
 from torchmetrics import MeanMetric
 from transformers import AutoModelForCausalLM
 from typing_extensions import override
 
 from core.class_paths import from_spec, to_spec
-from lightning_modules.backbone.builders import build_backbone
 from lightning_modules.metrics import ClassificationMetrics, SeqevalMetrics
 from lightning_modules.prompting.answer_metrics import AnswerMetrics
 from lightning_modules.prompting.decoding import causal_lm_parts, greedy_generate, prefill, score_answers
 from lightning_modules.prompting.prompt_encoder import PromptEncoder, right_pad
 from lightning_modules.prompting.prompts import PROMPTS, ClassificationPrompt, EntityPrompt, PromptFormatter
-from lightning_modules.training import checked_label_names
+from lightning_modules.training import BackboneModule
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +48,11 @@ SHORT = {"generate": "gen", "likelihood": "ll"}  # metric name prefixes of the r
 HEADLINE = {"sequence": ("acc", "f1"), "token": ("f1",)}  # what is logged per reading
 
 
-class PromptedLM(LightningModule):
-    """A causal LM evaluated on prompts made from a data module's examples (see the module docstring).
+class PromptedLM(BackboneModule):
+    """A causal LM evaluated on prompts made from a data module's examples (see the module docstring). The backbone
+    (a causal LM, loaded with its LM head) and the ids linked from the data are `BackboneModule`'s arguments.
 
     Args:
-        backbone: hub name, folder, `.gguf` file or `pkg://package/file` of the causal LM (with its LM head);
-            None = a random one from `backbone_config`.
-        backbone_config: config overrides, or (without `backbone`) the whole config of a random LM.
         prompt: the prompt formatter (`classification`, `entities`, or a class_path); None = the paper's prompt
             (`ClassificationPrompt`) for sequence tasks, `EntityPrompt` for token tasks.
         chat_template: wrap prompts in the tokenizer's chat template; None = where the tokenizer has one.
@@ -64,15 +60,6 @@ class PromptedLM(LightningModule):
             sequence tasks only).
         score_reading: the reading logged as `<split>/score` (and `acc`/`f1`): checkpoint selection, tables.
         max_new_tokens: the most tokens generated per answer; None = 32 for classification, 96 for NER.
-        attn_implementation: `sdpa`, `eager`, `flash_attention_2`, ...; None = transformers' default.
-        dtype: weights dtype: `float32`, `bfloat16`, `float16` or `auto`.
-        gradient_checkpointing: recompute activations in the backward pass to save memory (training only).
-        backbone_seed: seed of a randomly initialised LM.
-        task: `sequence` or `token` (linked from the data module).
-        num_labels: number of labels (linked).
-        label_names: label names by id (linked).
-        pad_token_id: the tokenizer's pad id (linked).
-        vocab_size: the tokenizer's vocabulary size (linked).
     """
 
     method: ClassVar[str] = "prompting"
@@ -80,41 +67,18 @@ class PromptedLM(LightningModule):
 
     def __init__(
         self,
-        backbone: str | None = None,
-        backbone_config: dict[str, Any] | None = None,
         prompt: PromptFormatter | str | None = None,
         chat_template: bool | None = None,
         readings: list[Reading] | None = None,
         score_reading: Reading = "generate",
         max_new_tokens: int | None = None,
-        attn_implementation: str | None = None,
-        dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32",
-        gradient_checkpointing: bool = False,
-        backbone_seed: int = 0,
-        task: Literal["sequence", "token"] = "sequence",
-        num_labels: int = 2,
-        label_names: list[str] | None = None,
-        pad_token_id: int | None = None,
-        vocab_size: int | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__()
-        self.save_hyperparameters()
-        self.label_names, self.outside = checked_label_names(label_names, num_labels, task)
-        self.task, self.num_labels = task, num_labels
-        self.prompt = self._build_prompt(prompt, task)
-        self.readings, self.score_reading = self._check_readings(readings, score_reading, task)
-        self.max_new_tokens = max_new_tokens or (32 if task == "sequence" else 96)
-        self.lm = build_backbone(
-            backbone,
-            backbone_config,
-            dtype=dtype,
-            attn_implementation=attn_implementation,
-            seed=backbone_seed,
-            pad_token_id=pad_token_id,
-            vocab_size=vocab_size,
-            gradient_checkpointing=gradient_checkpointing,
-            auto_class=AutoModelForCausalLM,
-        )
+        super().__init__(**kwargs)
+        self.prompt = self._build_prompt(prompt, self.task)
+        self.readings, self.score_reading = self._check_readings(readings, score_reading, self.task)
+        self.max_new_tokens = max_new_tokens or (32 if self.task == "sequence" else 96)
+        self.lm = self.load_backbone(auto_class=AutoModelForCausalLM)
         self.encoder = PromptEncoder(self.prompt, chat_template, with_response=self.with_response)
         self.hparams["prompt"] = to_spec(self.prompt)  # rebuilt from data, like the LS module's mask and pooling
         self.eval_metrics = nn.ModuleDict({split: self._metrics() for split in ("val", "test")})
@@ -204,12 +168,12 @@ class PromptedLM(LightningModule):
         rows, records = [], []
         for answer, words, shown in zip(answers, batch["words"], batch["num_words"].tolist()):
             tags, parsed, unmatched = self.prompt.parse(answer, words[:shown], self.label_names)
-            rows.append(tags + [self.outside] * (len(words) - shown))
+            rows.append(tags + [self.outside_label] * (len(words) - shown))
             if parsed.entities:
                 metrics["unmatched"].update(torch.tensor(unmatched / len(parsed.entities)), len(parsed.entities))
             records.append({"answer": answer, "valid": parsed.valid, "entities": len(parsed.entities),
                             "unmatched": unmatched, "ignored_lines": parsed.ignored_lines})  # fmt: skip
-        preds = right_pad(rows, self.outside).to(batch["word_labels"].device)  # (B, W)
+        preds = right_pad(rows, self.outside_label).to(batch["word_labels"].device)  # (B, W)
         metrics["generate"].update(preds, batch["word_labels"], batch["example_ids"])
         metrics["invalid"].update(torch.tensor([not r["valid"] for r in records], dtype=torch.float))
         return records
