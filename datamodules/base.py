@@ -29,8 +29,8 @@ from core.packing import pack
 from datamodules import alignment
 from datamodules.alignment import IGNORE_INDEX, encode_words
 from datamodules.cache import code_digest
+from datamodules.file_access import text_codec
 from datamodules.predict_input import read_predict_file
-from datamodules.readers import text_codec
 from datamodules.samplers import LengthGroupedBatchSampler, SortedBatchSampler
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,8 @@ class LabelDataModule(LightningDataModule):
         max_eval_examples: use the first this-many validation/test examples (None = all).
         predict_file: texts to label with `python main.py predict`: one text per line (`.txt`; token tasks split
             it at whitespace), JSON lines with a `text` field (`.jsonl`; token tasks may give `tokens`, a list of
-            words, instead), or CoNLL columns with the words in the first one (`.conll`; token tasks).
+            words, instead), or CoNLL columns with the words in the first one (`.conll`; token tasks); each may be
+            compressed (`.gz`, `.bz2`, `.xz` after the suffix).
         encoding: text encoding of the files read from disk (a dataset's local files, `predict_file`): a Python
             codec name such as `utf-8` (a byte-order mark is dropped), `latin-1` or `cp1252`.
     """

@@ -2,7 +2,8 @@
 
 `read_predict_file(path, task)` returns a `datasets.Dataset` with `text` (sequence tasks) or `tokens` (token
 tasks), and `line`: the line of the file the example starts on, which each prediction repeats. Blank lines of a
-`.txt` file are skipped and counted in the log; any other problem is one error naming `file:line`.
+`.txt` file are skipped and counted in the log; any other problem is one error naming `file:line`. Files may be
+compressed (`texts.txt.gz`, `.bz2`, `.xz`).
 
 | suffix                 | sequence task                         | token task                                        |
 |------------------------|---------------------------------------|---------------------------------------------------|
@@ -19,12 +20,14 @@ from typing import Any
 
 import datasets
 
-from datamodules.readers import DataFormatError, read_conll, read_jsonl, read_lines, require_file
+from datamodules.file_access import format_suffix, require_file
+from datamodules.readers import DataFormatError, read_conll, read_jsonl, read_lines
 
 log = logging.getLogger(__name__)
 
 CONLL_SUFFIXES = (".conll", ".iob", ".bio")
 SUFFIXES = (".txt", ".jsonl", *CONLL_SUFFIXES)
+PREDICT_FILE = "a .txt, .jsonl or .conll file of texts to predict"
 
 
 def read_predict_file(path: str | Path, task: str, encoding: str = "utf-8") -> datasets.Dataset:
@@ -35,8 +38,8 @@ def read_predict_file(path: str | Path, task: str, encoding: str = "utf-8") -> d
         task: `sequence` (texts) or `token` (words).
         encoding: the file's text encoding.
     """
-    path = require_file(Path(path), "set data.init_args.predict_file to an existing file")
-    suffix = path.suffix.lower()
+    path = require_file(Path(path), "set data.init_args.predict_file to an existing file", PREDICT_FILE)
+    suffix = format_suffix(path)
     if suffix == ".txt":
         rows = _text_lines(path, task, encoding)
     elif suffix == ".jsonl":

@@ -2,13 +2,14 @@
 
 Each reader yields records together with the line they come from, and stops at the first bad line with one
 `DataFormatError` that names `file:line` and what was expected there; a byte that is not valid in the file's
-`encoding` is named the same way. Readers know nothing about label ids: `datamodules/labels.py` maps names to ids,
-and `datamodules/file_examples.py` turns a dataset's files into examples with these readers.
+`encoding`, and a NUL character, are named the same way. Files are opened by `datamodules.file_access.open_text`,
+which first checks what a file is (a folder, empty, compressed, binary, ...) and reads `.gz`, `.bz2` and `.xz`
+files as they are. Readers know nothing about label ids: `datamodules/labels.py` maps names to ids, and
+`datamodules/file_examples.py` turns a dataset's files into examples with these readers.
 """
 
 from __future__ import annotations
 
-import codecs
 import csv
 import json
 import re
@@ -16,39 +17,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
+from datamodules.file_access import DataFormatError, nul_error, open_text, read_raw, text_codec
+
 DOCSTART = "-DOCSTART-"
 PTB_ESCAPES = {"-LRB-": "(", "-RRB-": ")", "-LSB-": "[", "-RSB-": "]", "-LCB-": "{", "-RCB-": "}"}
 PTB_LEAF = re.compile(r"\(\s*\S+\s+([^()\s]+)\s*\)")
-
-
-class DataFormatError(ValueError):
-    """Bad input data; the message starts with `file:line` (or hub split, row and column)."""
-
-
-def require_file(path: Path, hint: str = "") -> Path:
-    """`path` if it is a file, else a FileNotFoundError naming it (and `hint`, e.g. where else to get the data)."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: file not found{'; ' + hint if hint else ''}")
-    return path
-
-
-def text_codec(encoding: str) -> str:
-    """The codec that reads files in `encoding`; UTF-8 is read as `utf-8-sig`, so that a byte-order mark is dropped.
-
-    Args:
-        encoding: a Python codec name (`utf-8`, `latin-1`, `cp1252`, ...); an unknown one is an error naming the
-            option.
-    """
-    try:
-        name = codecs.lookup(encoding).name
-    except LookupError:
-        raise ValueError(f"data.init_args.encoding: unknown encoding {encoding!r} (e.g. utf-8, latin-1)") from None
-    return "utf-8-sig" if name in ("utf-8", "utf-8-sig") else encoding
+# what each reader expects, for its errors
+CONLL_FILE = "a CoNLL column file (a token and its tag on each line, a blank line between sentences)"
+TREE_FILE = "a PTB sentiment-tree file (one tree per line)"
+JSONL_FILE = "a JSON-lines file (one JSON object per line)"
+LINES_FILE = "a text file (one item per line)"
 
 
 def decoding_error(path: Path, encoding: str) -> DataFormatError:
     """The error for a file that is not valid `encoding`: the line, column and value of its first bad byte."""
-    raw = path.read_bytes()
+    raw = read_raw(path)
     codec = text_codec(encoding)
     try:  # plain utf-8 (a byte-order mark is valid utf-8): utf-8-sig counts positions after the mark
         raw.decode("utf-8" if codec == "utf-8-sig" else codec)
@@ -62,21 +45,20 @@ def decoding_error(path: Path, encoding: str) -> DataFormatError:
     return DataFormatError(f"{path}: cannot be read as {encoding}")  # the bytes decode as a whole: not expected
 
 
-def _open(path: Path, encoding: str) -> TextIO:
-    # newline="" leaves line endings to the csv module
-    return open(require_file(path), encoding=text_codec(encoding), newline="")
-
-
-def _lines(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, str]]:
-    """`(line number, line)` without its LF or CRLF ending; a lone CR inside a line does not split it."""
+def _lines(path: Path, encoding: str, expected: str) -> Iterator[tuple[int, str]]:
+    """`(line number, line)` without its line ending: LF, CRLF, or a lone CR (Python's universal newlines)."""
     try:
-        lines = require_file(path).read_text(encoding=text_codec(encoding)).split("\n")
+        with open_text(path, encoding, expected) as file:
+            text = file.read()
     except UnicodeDecodeError:
         raise decoding_error(path, encoding) from None
+    error = nul_error(path, text, expected)
+    if error is not None:
+        raise error
+    lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
-    for number, line in enumerate(lines, start=1):
-        yield number, line[:-1] if line.endswith("\r") else line
+    yield from enumerate(lines, start=1)
 
 
 def read_conll(
@@ -98,7 +80,7 @@ def read_conll(
     tags: list[str] = []
     lines: list[int] = []
     width = 0
-    for number, line in _lines(path, encoding):
+    for number, line in _lines(path, encoding, CONLL_FILE):
         if not line or line.isspace():
             if tokens:
                 yield tokens, tags, lines
@@ -139,7 +121,7 @@ def read_sentiment_trees(
         unescape: turn PTB bracket escapes (`-LRB-` ...) back into brackets and `\\/` into `/`.
         encoding: the file's text encoding.
     """
-    for number, line in _lines(path, encoding):
+    for number, line in _lines(path, encoding, TREE_FILE):
         line = line.strip()
         if not line:
             continue
@@ -171,9 +153,10 @@ def read_table(
         encoding: the file's text encoding.
     """
     quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+    expected = f"a {_table_kind(delimiter)} file with columns {columns}"
     try:
-        with _open(path, encoding) as file:
-            lines = _RowLines(file)
+        with open_text(path, encoding, expected, newline="") as file:  # newline="": line ends are csv's
+            lines = _RowLines(file, path, expected)
             reader = csv.DictReader(lines, fieldnames=fieldnames, delimiter=delimiter, quoting=quoting,
                                     strict=quoting != csv.QUOTE_NONE)  # fmt: skip
             header = _table_header(reader, lines, path, columns)
@@ -186,11 +169,15 @@ def read_table(
         raise decoding_error(path, encoding) from None
 
 
+def _table_kind(delimiter: str) -> str:
+    return "TSV" if delimiter == "\t" else "CSV"
+
+
 class _RowLines:
     """The lines of an open file as the csv module reads them, remembering those of the row being read."""
 
-    def __init__(self, file: TextIO) -> None:
-        self.file, self.number = file, 0
+    def __init__(self, file: TextIO, path: Path, expected: str) -> None:
+        self.file, self.path, self.expected, self.number = file, path, expected, 0
         self.row: list[tuple[int, str]] = []  # (line number, text) of the current row's lines
 
     def __iter__(self) -> _RowLines:
@@ -199,6 +186,8 @@ class _RowLines:
     def __next__(self) -> str:
         line = next(self.file)
         self.number += 1
+        if "\x00" in line:
+            raise nul_error(self.path, line, self.expected, self.number)
         self.row.append((self.number, line))
         return line
 
@@ -251,7 +240,7 @@ def _row_error(path: Path, lines: _RowLines, problem: str) -> DataFormatError:
 
 def read_jsonl(path: Path, columns: list[str], encoding: str = "utf-8") -> Iterator[tuple[dict, int]]:
     """Objects of a JSON-lines file as `(object, line number)`; each must hold `columns`."""
-    for number, line in _lines(path, encoding):
+    for number, line in _lines(path, encoding, JSONL_FILE):
         if not line.strip():
             continue
         try:
@@ -267,8 +256,8 @@ def read_jsonl(path: Path, columns: list[str], encoding: str = "utf-8") -> Itera
 
 
 def read_lines(path: Path, encoding: str = "utf-8") -> list[str]:
-    """The lines of a text file, without line endings (LF or CRLF); a last empty line is not counted."""
-    return [line for _, line in _lines(path, encoding)]
+    """The lines of a text file, without line endings (LF, CRLF or CR); a last empty line is not counted."""
+    return [line for _, line in _lines(path, encoding, LINES_FILE)]
 
 
 def iob1_to_iob2(tags: list[str]) -> list[str]:
