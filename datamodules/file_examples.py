@@ -31,19 +31,16 @@ def table_examples(
     """`{"text", "label"}` examples of CSV / TSV / JSON-lines files: the text columns joined by `joiner`, the label
     by name or id, or through `label_map` (see `datamodules.text_table.TextTableDataModule`)."""
     for file in files:
-        path, count = Path(file), 0
+        path = Path(file)
         if file_format == "jsonl":
             rows = read_jsonl(path, [*text_columns, label_column], encoding)
         else:
             delimiter = "\t" if file_format == "tsv" else ","
             rows = read_table(path, delimiter, [*text_columns, label_column], fieldnames, encoding)
-        for record, line in rows:
+        for record, line in rows:  # a file without rows is an error of the reader's, naming what it expected
             where = f"{path}:{line}"
-            count += 1
             text = join_text(record, text_columns, where, joiner)
             yield {"text": text, "label": map_label(record[label_column], label_names, label_map, where, label_column)}
-        if not count:
-            raise DataFormatError(f"{path}: no examples")
 
 
 def line_file_examples(files: list[str], label_names: list[str], encoding: str = "utf-8") -> Iterator[dict[str, Any]]:

@@ -27,6 +27,9 @@ CONLL_FILE = "a CoNLL column file (a token and its tag on each line, a blank lin
 TREE_FILE = "a PTB sentiment-tree file (one tree per line)"
 JSONL_FILE = "a JSON-lines file (one JSON object per line)"
 LINES_FILE = "a text file (one item per line)"
+# a CSV/TSV field may be this long (the csv module's default, 131,072 characters, is shorter than some texts);
+# 2**31 - 1 is the largest value every platform's C long holds
+FIELD_LIMIT = 2**31 - 1
 
 
 def decoding_error(path: Path, encoding: str) -> DataFormatError:
@@ -143,7 +146,8 @@ def read_table(
 
     CSV is read strictly: a quote that opens a field must close it and be followed by a delimiter or the end of
     the line. A row that goes wrong after a quote ran on over several lines (an unclosed quote) is blamed on the
-    line where that quote opens, not on the later line where the csv module noticed.
+    line where that quote opens, not on the later line where the csv module noticed. A field may be as long as
+    `FIELD_LIMIT` (texts are read whole; tokenization cuts them to `max_length` and counts the cuts).
 
     Args:
         path: the file.
@@ -154,19 +158,25 @@ def read_table(
     """
     quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
     expected = f"a {_table_kind(delimiter)} file with columns {columns}"
+    csv.field_size_limit(FIELD_LIMIT)  # process-wide; only raised, so no other reader loses anything
+    count = 0
     try:
         with open_text(path, encoding, expected, newline="") as file:  # newline="": line ends are csv's
             lines = _RowLines(file, path, expected)
             reader = csv.DictReader(lines, fieldnames=fieldnames, delimiter=delimiter, quoting=quoting,
                                     strict=quoting != csv.QUOTE_NONE)  # fmt: skip
-            header = _table_header(reader, lines, path, columns)
+            header = _table_header(reader, lines, columns, delimiter)
             while (row := _next_row(reader, lines, path)) is not None:
                 found = sum(row[c] is not None for c in header) + len(row.get(None, []))
                 if found != len(header):
                     raise _row_error(path, lines, f"expected {len(header)} fields ({header}), found {found}")
+                count += 1
                 yield row, lines.first
     except UnicodeDecodeError:
         raise decoding_error(path, encoding) from None
+    if not count:
+        after = f"rows of the columns {fieldnames}" if fieldnames else f"rows after the header {header}"
+        raise DataFormatError(f"{path}: no examples; expected {after}")
 
 
 def _table_kind(delimiter: str) -> str:
@@ -206,15 +216,35 @@ class _RowLines:
         return None
 
 
-def _table_header(reader: csv.DictReader, lines: _RowLines, path: Path, columns: list[str]) -> list[str]:
+def _table_header(reader: csv.DictReader, lines: _RowLines, columns: list[str], delimiter: str) -> list[str]:
+    """The header (or the given field names), checked: present, no name twice, every needed column there."""
+    path = lines.path
     try:
         header = reader.fieldnames or []
     except csv.Error as error:
         raise _row_error(path, lines, str(error)) from None
+    if not any(name.strip() for name in header):
+        raise DataFormatError(f"{path}: no header row (the file holds only blank lines); expected {lines.expected}")
+    twice = sorted({name for name in header if header.count(name) > 1})
+    if twice:
+        raise DataFormatError(f"{path}:{lines.first}: the header names column(s) {twice} more than once; expected "
+                              "each column once")  # fmt: skip
     missing = [c for c in columns if c not in header]
     if missing:
-        raise DataFormatError(f"{path}:1: missing column(s) {missing}; the header has {header}")
+        raise DataFormatError(f"{path}:{lines.first}: missing column(s) {missing}; the header has {header}"
+                              f"{_delimiter_hint(header, delimiter)}")  # fmt: skip
     return header
+
+
+def _delimiter_hint(header: list[str], delimiter: str) -> str:
+    """A hint when a one-column header holds another delimiter: the file was split at the wrong one."""
+    others = [d for d in ("\t", ",", ";", "|") if d != delimiter and len(header) == 1 and d in header[0]]
+    if not others:
+        return ""
+    hint = f"; is it {others[0]!r}-separated? It is read as {_table_kind(delimiter)} (columns split at {delimiter!r})"
+    if others[0] in ("\t", ","):
+        return f"{hint}: name it .{_table_kind(others[0]).lower()} or set data.init_args.file_format"
+    return f"{hint}: only ',' (CSV) and a tab (TSV) are read"
 
 
 def _next_row(reader: csv.DictReader, lines: _RowLines, path: Path) -> dict[str, str] | None:
@@ -239,20 +269,32 @@ def _row_error(path: Path, lines: _RowLines, problem: str) -> DataFormatError:
 
 
 def read_jsonl(path: Path, columns: list[str], encoding: str = "utf-8") -> Iterator[tuple[dict, int]]:
-    """Objects of a JSON-lines file as `(object, line number)`; each must hold `columns`."""
+    """Objects of a JSON-lines file as `(object, line number)`; each must hold `columns`, and there must be one."""
+    count = 0
     for number, line in _lines(path, encoding, JSONL_FILE):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
         except json.JSONDecodeError as error:
-            raise DataFormatError(f"{path}:{number}: invalid JSON ({error.msg})") from None
+            raise DataFormatError(f"{path}:{number}: invalid JSON ({error.msg}){_pretty_json_hint(line)}") from None
         if not isinstance(record, dict):
-            raise DataFormatError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
+            array = "; a JSON-lines file holds one object per line, not an array" if isinstance(record, list) else ""
+            raise DataFormatError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}{array}")
         missing = [c for c in columns if c not in record]
         if missing:
             raise DataFormatError(f"{path}:{number}: missing field(s) {missing}; the object has {list(record)}")
+        count += 1
         yield record, number
+    if not count:
+        raise DataFormatError(f"{path}: no examples; expected one JSON object per line")
+
+
+def _pretty_json_hint(line: str) -> str:
+    """A hint when a line that is not JSON opens an object or array: a JSON document written over many lines."""
+    if not line.strip().endswith(("{", "[")):
+        return ""
+    return "; a pretty-printed JSON document? A JSON-lines file holds one whole object per line"
 
 
 def read_lines(path: Path, encoding: str = "utf-8") -> list[str]:
