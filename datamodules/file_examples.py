@@ -101,7 +101,11 @@ def jsonl_token_examples(
             tokens, raw = record["tokens"], record["ner_tags"]
             if not tokens or len(tokens) != len(raw) or not all(isinstance(t, str) and t.strip() for t in tokens):
                 raise DataFormatError(f"{where}: expected as many non-empty tokens as ner_tags ({tokens}, {raw})")
-            if not all(isinstance(t, int) and 0 <= t < len(id_names) for t in raw):
+            odd = next((t for t in raw if isinstance(t, bool) or not isinstance(t, int)), None)
+            if odd is not None:
+                raise DataFormatError(f"{where}: ner_tags holds {odd!r}, a {type(odd).__name__}; expected integer ids "
+                                      f"0..{len(id_names) - 1}")  # fmt: skip
+            if not all(0 <= t < len(id_names) for t in raw):
                 raise DataFormatError(f"{where}: ner_tags {raw} outside 0..{len(id_names) - 1}")
             count += 1
             tags = [id_names[t] for t in raw]

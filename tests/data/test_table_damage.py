@@ -3,10 +3,13 @@ a label of the wrong type gets one error naming file, line and what was expected
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
+from datasets import Dataset, DatasetDict
 
+import datamodules as dm
 from datamodules.readers import DataFormatError
 
 LONG = "word " * 40_000  # 200,000 characters: over the csv module's default field limit of 131,072
@@ -83,3 +86,63 @@ def test_jsonl_lines_that_are_not_objects_are_named(table):
     with pytest.raises(DataFormatError, match=r"p.json:1: invalid JSON \(.*\); a pretty-printed JSON document\? A "
                                               r"JSON-lines file holds one whole object per line"):  # fmt: skip
         table("p.json", pretty).load_split("test")
+
+
+# --------------------------------------------------------------------------------------------------- labels
+EXPECTED = r"expected an integer id 0..1 or a label name \(one of \['negative', 'positive'\]\)"
+
+
+@pytest.mark.parametrize(("label", "found"), [
+    ([0, 1], r"label \[0, 1\] is a list"),
+    ({"id": 1}, r"label \{'id': 1\} is a dict"),
+    (1.5, r"label 1.5 is a float"),
+    (True, r"label True is a bool"),
+    (None, r"empty label"),
+    ("", r"empty label"),
+])  # fmt: skip
+def test_a_jsonl_label_of_the_wrong_type_names_it_and_what_was_expected(table, label, found):
+    lines = [{"text": "fine", "label": 1}, {"text": "odd", "label": label}]
+    with pytest.raises(DataFormatError, match=rf"x.jsonl:2: {found}; {EXPECTED}$"):
+        table("x.jsonl", "".join(json.dumps(line) + "\n" for line in lines)).load_split("test")
+
+
+def test_an_integral_float_label_says_how_to_write_it(table):
+    with pytest.raises(DataFormatError, match=rf"x.jsonl:1: label 1.0 is a float; {EXPECTED}; write 1.0 as 1$"):
+        table("x.jsonl", '{"text": "fine", "label": 1.0}\n').load_split("test")
+
+
+def test_empty_label_values_in_a_table_are_named(table):
+    with pytest.raises(DataFormatError, match=rf"e.csv:3: empty label; {EXPECTED}$"):
+        table("e.csv", "text,label\ngood,1\nbad,\n").load_split("test")
+    with pytest.raises(DataFormatError, match=rf"e.tsv:2: empty label; {EXPECTED}$"):
+        table("e.tsv", "text\tlabel\ngood\t  \n").load_split("test")
+
+
+def test_a_label_that_is_neither_a_name_nor_an_id_says_both(table):
+    with pytest.raises(DataFormatError, match=r"n.csv:2: label '1.0' is not one of label_names \['negative', "
+                                              r"'positive'\] nor an integer id 0..1$"):  # fmt: skip
+        table("n.csv", "text,label\ngood,1.0\n").load_split("test")
+
+
+def test_a_label_outside_the_names_stays_one_line_naming_file_and_line(table):
+    with pytest.raises(DataFormatError, match=r"o.jsonl:1: label 2 is outside label_names \(ids 0..1: \['negative', "
+                                              r"'positive'\]\)$"):  # fmt: skip
+        table("o.jsonl", '{"text": "fine", "label": 2}\n').load_split("test")
+
+
+def test_labels_through_a_label_map_of_the_wrong_type_are_named(tmp_path, cache):
+    stars = [{"review_title": "t", "review_body": "b", "stars": s, "product_category": "toy"} for s in (5, [5], 2.0)]
+    (tmp_path / "dataset_en_test.json").write_text("".join(json.dumps(s) + "\n" for s in stars))
+    data = dm.AmazonReviews(data_dir=str(tmp_path), tokenizer="x", cache_dir=cache, label_column="stars")
+    with pytest.raises(DataFormatError, match=r"dataset_en_test.json:2: stars \[5\] is a list; expected one of "
+                                              r"\[1, 2, 3, 4, 5\]$"):  # fmt: skip
+        data.load_split("test")
+
+
+def test_a_hub_label_of_the_wrong_type_names_split_and_row(monkeypatch):
+    split = Dataset.from_dict({"text": ["fine", "odd"], "label": [1.0, 0.5]})
+    monkeypatch.setattr("datasets.load_dataset", lambda *a, **k: DatasetDict({"train": split, "test": split}))
+    data = dm.TextClassificationFiles(hub_name="me/floats", label_names=["negative", "positive"], tokenizer="x")
+    with pytest.raises(DataFormatError, match=rf"me/floats/test row 0: label 1.0 is a float; {EXPECTED}; write 1.0 "
+                                              r"as 1$"):  # fmt: skip
+        data.load_split("test")
