@@ -14,7 +14,7 @@ from datamodules.cache import cached_dataset
 from datamodules.file_examples import conll_examples
 from datamodules.hub_examples import token_examples_from_hub
 from datamodules.labels import TOKEN_FEATURES
-from datamodules.readers import CONLL_FILE
+from datamodules.readers import CONLL_FILE, column_separator
 from datamodules.sources import FileOrHubDataModule
 
 log = logging.getLogger(__name__)
@@ -41,8 +41,9 @@ class ConllNER(FileOrHubDataModule):
         test_file: test file; None = no test split.
         token_column: index of the word column.
         tag_column: index of the tag column (-1 = the last).
-        separator: column separator; None = any whitespace (`"\\t"` for tab-separated files whose tokens may hold
-            spaces).
+        separator: column separator, one character; None = any whitespace. A tab (for files whose tokens may hold
+            spaces) may be written as the escape `\t` (`--data.init_args.separator='\t'` on the command line,
+            `separator: '\t'` or `"\t"` in YAML) or `tab`.
         scheme: tag scheme of the input, `iob2` (BIO) or `iob1` (converted to IOB2).
         hub_name: hub dataset id, used when `data_dir` is None.
         hub_config: hub configuration.
@@ -77,7 +78,8 @@ class ConllNER(FileOrHubDataModule):
     ) -> None:
         super().__init__(data_dir=data_dir, hub_name=hub_name, hub_config=hub_config, **kwargs)
         self.files = {"train": train_file, "validation": validation_file, "test": test_file}
-        self.token_column, self.tag_column, self.separator, self.scheme = token_column, tag_column, separator, scheme
+        self.token_column, self.tag_column, self.scheme = token_column, tag_column, scheme
+        self.separator = column_separator(separator)
         self.hub_splits = dict(hub_splits or type(self).hub_splits)
         self.tokens_column, self.tags_column, self.hub_label_names = tokens_column, tags_column, hub_label_names
 

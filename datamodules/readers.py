@@ -30,6 +30,28 @@ LINES_FILE = "a text file (one item per line)"
 # a CSV/TSV field may be this long (the csv module's default, 131,072 characters, is shorter than some texts);
 # 2**31 - 1 is the largest value every platform's C long holds
 FIELD_LIMIT = 2**31 - 1
+_TAB_ESCAPE = re.compile(r"\\+t")
+
+
+def column_separator(value: str | None) -> str | None:
+    r"""The column separator a user means: None (any run of whitespace), or one character.
+
+    A tab may be written as the escape `\t` (the two characters a shell passes for `--data.init_args.separator='\t'`),
+    `\\t`, or `tab`; any other value that is not one character is an error naming the option.
+
+    Args:
+        value: the separator as given.
+    """
+    if value is None:
+        return None
+    if _TAB_ESCAPE.fullmatch(value) or value.lower() == "tab":
+        return "\t"
+    if len(value) != 1:
+        raise ValueError(
+            f"data.init_args.separator: {value!r} is not one character; expected one character (a tab: '\\t'), "
+            "or null to split at any run of whitespace"
+        )
+    return value
 
 
 def decoding_error(path: Path, encoding: str) -> DataFormatError:
@@ -76,9 +98,10 @@ def read_conll(
         path: the file.
         token_column: index of the word column.
         tag_column: index of the tag column (negative counts from the end).
-        separator: column separator; None splits on runs of whitespace.
+        separator: column separator (see `column_separator`); None splits on runs of whitespace.
         encoding: the file's text encoding.
     """
+    separator = column_separator(separator)
     tokens: list[str] = []
     tags: list[str] = []
     lines: list[int] = []
@@ -94,7 +117,7 @@ def read_conll(
             if width:
                 raise DataFormatError(
                     f"{path}:{number}: expected {width} columns (as on the file's first line), found "
-                    f"{len(columns)}: {line!r}"
+                    f"{len(columns)}: {line!r}{_mixed_separator_hint(line, separator, width)}"
                 )
             width = len(columns)
             if not -width <= token_column < width or not -width <= tag_column < width:
@@ -112,6 +135,16 @@ def read_conll(
         lines.append(number)
     if tokens:
         yield tokens, tags, lines
+
+
+def _mixed_separator_hint(line: str, separator: str | None, width: int) -> str:
+    """A hint when a line that does not split into `width` columns at `separator` does at any whitespace."""
+    if separator is None or len(line.split()) != width:
+        return ""
+    if separator == "\t":
+        return (f"; split at any whitespace it has {width}: a space where a tab should be? "
+                "(data.init_args.separator: null splits at both)")  # fmt: skip
+    return f"; split at any whitespace it has {width} (data.init_args.separator: null splits at any whitespace)"
 
 
 def read_sentiment_trees(
