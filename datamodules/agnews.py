@@ -47,7 +47,7 @@ class AGNews(TextTableDataModule):
     @override
     def read_local(self, split: Split, folder: Path) -> datasets.Dataset:
         """`<split>.csv`, else `<split>_texts.txt` + `<split>_labels.txt`."""
-        if (folder / f"{split}.csv").is_file():
+        if (folder / f"{split}.csv").exists():  # a folder of that name is named as such, not passed over
             one_based = {str(i + 1): i for i in range(self.num_labels)}
             return self.read_tables([folder / f"{split}.csv"], label_map=one_based)
         texts, labels = folder / f"{split}_texts.txt", folder / f"{split}_labels.txt"

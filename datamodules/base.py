@@ -16,6 +16,8 @@ from functools import cached_property, partial
 from typing import Any, ClassVar, Literal
 
 import datasets
+import pyarrow as pa
+import pyarrow.compute as pc
 import torch
 from datasets.fingerprint import Hasher
 from lightning.pytorch import LightningDataModule
@@ -29,8 +31,8 @@ from core.packing import pack
 from datamodules import alignment
 from datamodules.alignment import IGNORE_INDEX, encode_words
 from datamodules.cache import code_digest
+from datamodules.file_access import text_codec
 from datamodules.predict_input import read_predict_file
-from datamodules.readers import text_codec
 from datamodules.samplers import LengthGroupedBatchSampler, SortedBatchSampler
 
 log = logging.getLogger(__name__)
@@ -60,7 +62,8 @@ class LabelDataModule(LightningDataModule):
         max_eval_examples: use the first this-many validation/test examples (None = all).
         predict_file: texts to label with `python main.py predict`: one text per line (`.txt`; token tasks split
             it at whitespace), JSON lines with a `text` field (`.jsonl`; token tasks may give `tokens`, a list of
-            words, instead), or CoNLL columns with the words in the first one (`.conll`; token tasks).
+            words, instead), or CoNLL columns with the words in the first one (`.conll`; token tasks); each may be
+            compressed (`.gz`, `.bz2`, `.xz` after the suffix).
         encoding: text encoding of the files read from disk (a dataset's local files, `predict_file`): a Python
             codec name such as `utf-8` (a byte-order mark is dropped), `latin-1` or `cp1252`.
     """
@@ -159,13 +162,41 @@ class LabelDataModule(LightningDataModule):
             return
         for split in wanted.get(stage or "", ["train", "validation", "test"]):
             if split not in self.datasets:
-                self.datasets[split] = self.encode(self._limit(self.load_split(split), split), split)
+                dataset = self._limit(self.load_split(split), split)
+                if split == "train":
+                    self._warn_unused_labels(dataset, split)
+                self.datasets[split] = self.encode(dataset, split)
 
     def predict_inputs(self) -> datasets.Dataset:
         """The examples of `predict_file`: columns `text` (or `tokens` for token tasks) and `line`."""
         if self.predict_file is None:
             raise ValueError(f"{type(self).__name__}: set data.init_args.predict_file to the file of texts to predict")
         return read_predict_file(self.predict_file, self.task, self.encoding)
+
+    def _warn_unused_labels(self, dataset: datasets.Dataset, split: str) -> None:
+        """Warn, with counts, when some `label_names` never occur in a split's labels (`label`, or each sentence's
+        `tags`). The model still gets a row of its head for each name: a rare class missing from a subset is
+        legitimate, but three names on two-class data (SST-2) is usually a mistake."""
+        field = "tags" if self.task == "token" else "label"
+        if field not in dataset.column_names or not len(dataset):
+            return
+        values = dataset.select_columns([field]).with_format("arrow")[:][field]  # respects a select/shuffle
+        if pa.types.is_list(values.type) or pa.types.is_large_list(values.type):
+            values = pc.list_flatten(values)
+        if not pa.types.is_integer(values.type):
+            return
+        used = set(pc.unique(values).to_pylist())
+        unused = [i for i in range(self.num_labels) if i not in used]
+        if not unused:
+            return
+        named = ", ".join(f"{self.label_names[i]!r} (id {i})" for i in unused[:10])
+        named += f", ... ({len(unused) - 10} more)" if len(unused) > 10 else ""
+        log.warning(
+            "%s/%s: %d of the %d label_names never %s in its %d examples: %s; the model still gets a %d-way head. "
+            "If the data has only %d labels, set data.init_args.label_names to them", self.name, split, len(unused),
+            self.num_labels, "occurs" if len(unused) == 1 else "occur", len(dataset), named, self.num_labels,
+            self.num_labels - len(unused),
+        )  # fmt: skip
 
     def _limit(self, dataset: datasets.Dataset, split: str) -> datasets.Dataset:
         if split == "train" and self.max_train_examples and self.max_train_examples < len(dataset):

@@ -19,7 +19,10 @@ import datasets
 from datasets.exceptions import DatasetGenerationError
 from datasets.fingerprint import Hasher
 
-from datamodules.readers import DataFormatError, require_file
+from datamodules.file_access import DataFormatError, require_file
+
+# errors about the files read, raised as they are (not wrapped in `datasets`' DatasetGenerationError)
+INPUT_ERRORS = (DataFormatError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
 
 
 def default_cache_dir() -> Path:
@@ -37,10 +40,11 @@ def code_digest(*files: str | os.PathLike) -> str:
 
 def reading_code_digest(generator: Callable[..., Iterator[dict[str, Any]]]) -> str:
     """A hash of the code that reads files into examples: the generator's module (`datamodules/file_examples.py`),
-    the format readers, the label mapping and this file."""
+    the format readers, how files are opened, the label mapping and this file."""
     here = Path(__file__)
     module = sys.modules[generator.__module__]
-    return code_digest(module.__file__, here, here.with_name("readers.py"), here.with_name("labels.py"))
+    readers = [here.with_name(name) for name in ("readers.py", "file_access.py", "labels.py")]
+    return code_digest(module.__file__, here, *readers)
 
 
 def _file_key(path: Path) -> tuple[str, int, int]:
@@ -63,8 +67,8 @@ def cached_dataset(
     """Examples of `generator(files=[...], **options)`, parsed once and then read from the Arrow cache.
 
     Args:
-        generator: a module-level function yielding example dicts; its errors (`DataFormatError`,
-            `FileNotFoundError`) reach the caller unwrapped.
+        generator: a module-level function yielding example dicts; its errors about the input (`DataFormatError`,
+            a missing file, a folder) reach the caller unwrapped.
         files: the files it reads (their path, size and mtime are part of the cache key).
         features: the columns' types.
         cache_dir: cache folder; None = `default_cache_dir()`.
@@ -83,6 +87,6 @@ def cached_dataset(
         )
     except DatasetGenerationError as error:
         cause = error.__cause__
-        if isinstance(cause, (DataFormatError, FileNotFoundError)):
+        if isinstance(cause, INPUT_ERRORS):
             raise cause from None
         raise

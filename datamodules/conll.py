@@ -14,6 +14,7 @@ from datamodules.cache import cached_dataset
 from datamodules.file_examples import conll_examples
 from datamodules.hub_examples import token_examples_from_hub
 from datamodules.labels import TOKEN_FEATURES
+from datamodules.readers import CONLL_FILE, column_separator
 from datamodules.sources import FileOrHubDataModule
 
 log = logging.getLogger(__name__)
@@ -25,12 +26,13 @@ class ConllNER(FileOrHubDataModule):
     r"""Named-entity recognition on CoNLL-format files or on a `conllx`-style hub dataset.
 
     Files: one token per line, columns split by `separator`, a blank line between sentences, `-DOCSTART-` lines
-    dropped; every line must have the columns of the file's first line. Tags are IOB2 (BIO) or, with
-    `scheme: iob1`, IOB1 converted to IOB2; BIO data whose entities start with `I-` (IOB1 read as BIO) is counted
-    in a warning that names the fix. A tag outside `label_names`, a wrong column count or an empty token is
-    an error naming file and line. Hub: a tokens column and a tags column, integer tags named by the column's
-    `ClassLabel` (or `hub_label_names`), string tags as they are; names are then mapped to our ids.
-    Without a validation file (or hub validation split), `validation` is a seeded part of train.
+    dropped; every line must have the columns of the file's first line; a file may be compressed (`train.txt.gz`,
+    `.bz2`, `.xz`). Tags are IOB2 (BIO) or, with `scheme: iob1`, IOB1 converted to IOB2; BIO data whose entities
+    start with `I-` (IOB1 read as BIO) is counted in a warning that names the fix. A tag outside `label_names`, a
+    wrong column count or an empty token is an error naming file and line. Hub: a tokens column and a tags
+    column, integer tags named by the column's `ClassLabel` (or `hub_label_names`), string tags as they are; names
+    are then mapped to our ids. Without a validation file (or hub validation split), `validation` is a seeded part
+    of train.
 
     Args:
         data_dir: folder holding the files; None = load `hub_name`.
@@ -39,8 +41,9 @@ class ConllNER(FileOrHubDataModule):
         test_file: test file; None = no test split.
         token_column: index of the word column.
         tag_column: index of the tag column (-1 = the last).
-        separator: column separator; None = any whitespace (`"\\t"` for tab-separated files whose tokens may hold
-            spaces).
+        separator: column separator, one character; None = any whitespace. A tab (for files whose tokens may hold
+            spaces) may be written as the escape `\t` (`--data.init_args.separator='\t'` on the command line,
+            `separator: '\t'` or `"\t"` in YAML) or `tab`.
         scheme: tag scheme of the input, `iob2` (BIO) or `iob1` (converted to IOB2).
         hub_name: hub dataset id, used when `data_dir` is None.
         hub_config: hub configuration.
@@ -75,9 +78,15 @@ class ConllNER(FileOrHubDataModule):
     ) -> None:
         super().__init__(data_dir=data_dir, hub_name=hub_name, hub_config=hub_config, **kwargs)
         self.files = {"train": train_file, "validation": validation_file, "test": test_file}
-        self.token_column, self.tag_column, self.separator, self.scheme = token_column, tag_column, separator, scheme
+        self.token_column, self.tag_column, self.scheme = token_column, tag_column, scheme
+        self.separator = column_separator(separator)
         self.hub_splits = dict(hub_splits or type(self).hub_splits)
         self.tokens_column, self.tags_column, self.hub_label_names = tokens_column, tags_column, hub_label_names
+
+    @override
+    def file_kind(self, name: str) -> str:
+        """A CoNLL column file."""
+        return CONLL_FILE
 
     @override
     def read_local(self, split: Split, folder: Path) -> datasets.Dataset:

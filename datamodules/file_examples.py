@@ -31,19 +31,16 @@ def table_examples(
     """`{"text", "label"}` examples of CSV / TSV / JSON-lines files: the text columns joined by `joiner`, the label
     by name or id, or through `label_map` (see `datamodules.text_table.TextTableDataModule`)."""
     for file in files:
-        path, count = Path(file), 0
+        path = Path(file)
         if file_format == "jsonl":
             rows = read_jsonl(path, [*text_columns, label_column], encoding)
         else:
             delimiter = "\t" if file_format == "tsv" else ","
             rows = read_table(path, delimiter, [*text_columns, label_column], fieldnames, encoding)
-        for record, line in rows:
+        for record, line in rows:  # a file without rows is an error of the reader's, naming what it expected
             where = f"{path}:{line}"
-            count += 1
             text = join_text(record, text_columns, where, joiner)
             yield {"text": text, "label": map_label(record[label_column], label_names, label_map, where, label_column)}
-        if not count:
-            raise DataFormatError(f"{path}: no examples")
 
 
 def line_file_examples(files: list[str], label_names: list[str], encoding: str = "utf-8") -> Iterator[dict[str, Any]]:
@@ -104,7 +101,11 @@ def jsonl_token_examples(
             tokens, raw = record["tokens"], record["ner_tags"]
             if not tokens or len(tokens) != len(raw) or not all(isinstance(t, str) and t.strip() for t in tokens):
                 raise DataFormatError(f"{where}: expected as many non-empty tokens as ner_tags ({tokens}, {raw})")
-            if not all(isinstance(t, int) and 0 <= t < len(id_names) for t in raw):
+            odd = next((t for t in raw if isinstance(t, bool) or not isinstance(t, int)), None)
+            if odd is not None:
+                raise DataFormatError(f"{where}: ner_tags holds {odd!r}, a {type(odd).__name__}; expected integer ids "
+                                      f"0..{len(id_names) - 1}")  # fmt: skip
+            if not all(0 <= t < len(id_names) for t in raw):
                 raise DataFormatError(f"{where}: ner_tags {raw} outside 0..{len(id_names) - 1}")
             count += 1
             tags = [id_names[t] for t in raw]

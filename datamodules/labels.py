@@ -34,17 +34,39 @@ def label_id(value: Any, label_names: list[str], where: str, field: str = "label
         where: where the label comes from (`file:line`, or `hub/split row N`), for the error message.
         field: what the value is (column name), for the error message.
     """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise DataFormatError(f"{where}: empty {field}; {_expected_label(label_names)}")
     if isinstance(value, str):
         if value in label_names:
             return label_names.index(value)
         if not re.fullmatch(r"\d+", value.strip()):
-            raise DataFormatError(f"{where}: {field} {value!r} is not one of label_names {label_names}")
+            raise DataFormatError(
+                f"{where}: {field} {value!r} is not one of label_names {label_names} nor an integer id "
+                f"0..{len(label_names) - 1}"
+            )
         value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < len(label_names):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise DataFormatError(f"{where}: {field} {_short(value)} is a {type(value).__name__}; "
+                              f"{_expected_label(label_names)}{_integral_hint(value)}")  # fmt: skip
+    if not 0 <= value < len(label_names):
         raise DataFormatError(
             f"{where}: {field} {value!r} is outside label_names (ids 0..{len(label_names) - 1}: {label_names})"
         )
     return value
+
+
+def _expected_label(label_names: list[str]) -> str:
+    return f"expected an integer id 0..{len(label_names) - 1} or a label name (one of {label_names})"
+
+
+def _short(value: Any, width: int = 60) -> str:
+    """`repr(value)`, cut to `width` characters (a label could be a long list or object)."""
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _integral_hint(value: Any) -> str:
+    return f"; write {value!r} as {int(value)}" if isinstance(value, float) and value.is_integer() else ""
 
 
 def tag_ids(tags: list[str], label_names: list[str], where: Callable[[int], str]) -> list[int]:
@@ -67,9 +89,17 @@ def clean_text(text: Any, where: str, field: str = "text") -> str:
 
 
 def map_label(value: Any, label_names: list[str], label_map: dict | None, where: str, field: str = "label") -> int:
-    """Id of a raw label: through `label_map` (raw value -> id) when given, else by name or id (`label_id`)."""
+    """Id of a raw label: through `label_map` (raw value -> id) when given, else by name or id (`label_id`).
+
+    Through a map, a value must have the type of the map's keys (a list or `True` is not the star rating 1).
+    """
     if label_map is None:
         return label_id(value, label_names, where, field)
+    key_types = {type(key) for key in label_map}
+    if type(value) not in key_types:
+        raise DataFormatError(
+            f"{where}: {field} {_short(value)} is a {type(value).__name__}; expected one of {list(label_map)}"
+        )
     if value not in label_map:
         raise DataFormatError(f"{where}: {field} {value!r} is not one of {list(label_map)}")
     return label_map[value]

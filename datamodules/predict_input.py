@@ -2,7 +2,9 @@
 
 `read_predict_file(path, task)` returns a `datasets.Dataset` with `text` (sequence tasks) or `tokens` (token
 tasks), and `line`: the line of the file the example starts on, which each prediction repeats. Blank lines of a
-`.txt` file are skipped and counted in the log; any other problem is one error naming `file:line`.
+`.txt` file are skipped and counted in the log; any other problem is one error naming `file:line`. A `.txt` file
+whose lines mostly look like CoNLL columns (`EU B-ORG`) is named in a warning (sequence tasks: each line is a
+text) or an error (token tasks: it should be `.conll`). Files may be compressed (`texts.txt.gz`, `.bz2`, `.xz`).
 
 | suffix                 | sequence task                         | token task                                        |
 |------------------------|---------------------------------------|---------------------------------------------------|
@@ -14,17 +16,22 @@ tasks), and `line`: the line of the file the example starts on, which each predi
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
 import datasets
 
-from datamodules.readers import DataFormatError, read_conll, read_jsonl, read_lines, require_file
+from datamodules.file_access import format_suffix, require_file
+from datamodules.readers import DataFormatError, read_conll, read_jsonl, read_lines
 
 log = logging.getLogger(__name__)
 
 CONLL_SUFFIXES = (".conll", ".iob", ".bio")
 SUFFIXES = (".txt", ".jsonl", *CONLL_SUFFIXES)
+PREDICT_FILE = "a .txt, .jsonl or .conll file of texts to predict"
+# a line of a CoNLL file: words (one or more columns), then a BIO-style tag (O, B-ORG, I-PER, E-LOC, S-MISC, ...)
+CONLL_LINE = re.compile(r"\S+(?:[ \t]+\S+)*[ \t]+(O|[BIESLU]-[A-Za-z_]+)")
 
 
 def read_predict_file(path: str | Path, task: str, encoding: str = "utf-8") -> datasets.Dataset:
@@ -35,8 +42,8 @@ def read_predict_file(path: str | Path, task: str, encoding: str = "utf-8") -> d
         task: `sequence` (texts) or `token` (words).
         encoding: the file's text encoding.
     """
-    path = require_file(Path(path), "set data.init_args.predict_file to an existing file")
-    suffix = path.suffix.lower()
+    path = require_file(Path(path), "set data.init_args.predict_file to an existing file", PREDICT_FILE)
+    suffix = format_suffix(path)
     if suffix == ".txt":
         rows = _text_lines(path, task, encoding)
     elif suffix == ".jsonl":
@@ -54,8 +61,10 @@ def read_predict_file(path: str | Path, task: str, encoding: str = "utf-8") -> d
 
 
 def _text_lines(path: Path, task: str, encoding: str) -> list[dict[str, Any]]:
+    lines = read_lines(path, encoding)
+    _check_conll_shape(path, lines, task)
     rows, blank = [], 0
-    for number, line in enumerate(read_lines(path, encoding), start=1):
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             blank += 1
         elif task == "sequence":
@@ -65,6 +74,23 @@ def _text_lines(path: Path, task: str, encoding: str) -> list[dict[str, Any]]:
     if blank:
         log.warning("%s: skipped %d blank lines (predictions carry the line number of their text)", path, blank)
     return rows
+
+
+def _check_conll_shape(path: Path, lines: list[str], task: str) -> None:
+    """Warn (sequence task) or stop (token task) when most lines of a `.txt` file look like CoNLL columns: words
+    then a BIO tag, some tag other than `O` among them."""
+    filled = [(number, line.strip()) for number, line in enumerate(lines, start=1) if line.strip()]
+    tagged = [(number, line, match[1]) for number, line in filled if (match := CONLL_LINE.fullmatch(line))]
+    if len(tagged) < 2 or 2 * len(tagged) <= len(filled) or all(tag == "O" for *_, tag in tagged):
+        return
+    number, line, _ = tagged[0]
+    shape = f"{len(tagged)} of {len(filled)} lines look like CoNLL columns ('word TAG', e.g. line {number}: {line!r})"
+    layout = "words in the first column, a blank line between sentences"
+    if task == "token":
+        raise DataFormatError(f"{path}: {shape}, but a .txt file holds one sentence per line; rename it to .conll "
+                              f"({layout})")  # fmt: skip
+    log.warning("%s: %s, and each is read as one text. For token classification give the file a .conll suffix (%s)",
+                path, shape, layout)  # fmt: skip
 
 
 def _json_row(record: dict[str, Any], path: Path, line: int, task: str) -> dict[str, Any]:

@@ -2,13 +2,14 @@
 
 Each reader yields records together with the line they come from, and stops at the first bad line with one
 `DataFormatError` that names `file:line` and what was expected there; a byte that is not valid in the file's
-`encoding` is named the same way. Readers know nothing about label ids: `datamodules/labels.py` maps names to ids,
-and `datamodules/file_examples.py` turns a dataset's files into examples with these readers.
+`encoding`, and a NUL character, are named the same way. Files are opened by `datamodules.file_access.open_text`,
+which first checks what a file is (a folder, empty, compressed, binary, ...) and reads `.gz`, `.bz2` and `.xz`
+files as they are. Readers know nothing about label ids: `datamodules/labels.py` maps names to ids, and
+`datamodules/file_examples.py` turns a dataset's files into examples with these readers.
 """
 
 from __future__ import annotations
 
-import codecs
 import csv
 import json
 import re
@@ -16,39 +17,46 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
 
+from datamodules.file_access import DataFormatError, nul_error, open_text, read_raw, text_codec
+
 DOCSTART = "-DOCSTART-"
 PTB_ESCAPES = {"-LRB-": "(", "-RRB-": ")", "-LSB-": "[", "-RSB-": "]", "-LCB-": "{", "-RCB-": "}"}
 PTB_LEAF = re.compile(r"\(\s*\S+\s+([^()\s]+)\s*\)")
+# what each reader expects, for its errors
+CONLL_FILE = "a CoNLL column file (a token and its tag on each line, a blank line between sentences)"
+TREE_FILE = "a PTB sentiment-tree file (one tree per line)"
+JSONL_FILE = "a JSON-lines file (one JSON object per line)"
+LINES_FILE = "a text file (one item per line)"
+# a CSV/TSV field may be this long (the csv module's default, 131,072 characters, is shorter than some texts);
+# 2**31 - 1 is the largest value every platform's C long holds
+FIELD_LIMIT = 2**31 - 1
+_TAB_ESCAPE = re.compile(r"\\+t")
 
 
-class DataFormatError(ValueError):
-    """Bad input data; the message starts with `file:line` (or hub split, row and column)."""
+def column_separator(value: str | None) -> str | None:
+    r"""The column separator a user means: None (any run of whitespace), or one character.
 
-
-def require_file(path: Path, hint: str = "") -> Path:
-    """`path` if it is a file, else a FileNotFoundError naming it (and `hint`, e.g. where else to get the data)."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: file not found{'; ' + hint if hint else ''}")
-    return path
-
-
-def text_codec(encoding: str) -> str:
-    """The codec that reads files in `encoding`; UTF-8 is read as `utf-8-sig`, so that a byte-order mark is dropped.
+    A tab may be written as the escape `\t` (the two characters a shell passes for `--data.init_args.separator='\t'`),
+    `\\t`, or `tab`; any other value that is not one character is an error naming the option.
 
     Args:
-        encoding: a Python codec name (`utf-8`, `latin-1`, `cp1252`, ...); an unknown one is an error naming the
-            option.
+        value: the separator as given.
     """
-    try:
-        name = codecs.lookup(encoding).name
-    except LookupError:
-        raise ValueError(f"data.init_args.encoding: unknown encoding {encoding!r} (e.g. utf-8, latin-1)") from None
-    return "utf-8-sig" if name in ("utf-8", "utf-8-sig") else encoding
+    if value is None:
+        return None
+    if _TAB_ESCAPE.fullmatch(value) or value.lower() == "tab":
+        return "\t"
+    if len(value) != 1:
+        raise ValueError(
+            f"data.init_args.separator: {value!r} is not one character; expected one character (a tab: '\\t'), "
+            "or null to split at any run of whitespace"
+        )
+    return value
 
 
 def decoding_error(path: Path, encoding: str) -> DataFormatError:
     """The error for a file that is not valid `encoding`: the line, column and value of its first bad byte."""
-    raw = path.read_bytes()
+    raw = read_raw(path)
     codec = text_codec(encoding)
     try:  # plain utf-8 (a byte-order mark is valid utf-8): utf-8-sig counts positions after the mark
         raw.decode("utf-8" if codec == "utf-8-sig" else codec)
@@ -62,21 +70,20 @@ def decoding_error(path: Path, encoding: str) -> DataFormatError:
     return DataFormatError(f"{path}: cannot be read as {encoding}")  # the bytes decode as a whole: not expected
 
 
-def _open(path: Path, encoding: str) -> TextIO:
-    # newline="" leaves line endings to the csv module
-    return open(require_file(path), encoding=text_codec(encoding), newline="")
-
-
-def _lines(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, str]]:
-    """`(line number, line)` without its LF or CRLF ending; a lone CR inside a line does not split it."""
+def _lines(path: Path, encoding: str, expected: str) -> Iterator[tuple[int, str]]:
+    """`(line number, line)` without its line ending: LF, CRLF, or a lone CR (Python's universal newlines)."""
     try:
-        lines = require_file(path).read_text(encoding=text_codec(encoding)).split("\n")
+        with open_text(path, encoding, expected) as file:
+            text = file.read()
     except UnicodeDecodeError:
         raise decoding_error(path, encoding) from None
+    error = nul_error(path, text, expected)
+    if error is not None:
+        raise error
+    lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
-    for number, line in enumerate(lines, start=1):
-        yield number, line[:-1] if line.endswith("\r") else line
+    yield from enumerate(lines, start=1)
 
 
 def read_conll(
@@ -91,14 +98,15 @@ def read_conll(
         path: the file.
         token_column: index of the word column.
         tag_column: index of the tag column (negative counts from the end).
-        separator: column separator; None splits on runs of whitespace.
+        separator: column separator (see `column_separator`); None splits on runs of whitespace.
         encoding: the file's text encoding.
     """
+    separator = column_separator(separator)
     tokens: list[str] = []
     tags: list[str] = []
     lines: list[int] = []
     width = 0
-    for number, line in _lines(path, encoding):
+    for number, line in _lines(path, encoding, CONLL_FILE):
         if not line or line.isspace():
             if tokens:
                 yield tokens, tags, lines
@@ -109,7 +117,7 @@ def read_conll(
             if width:
                 raise DataFormatError(
                     f"{path}:{number}: expected {width} columns (as on the file's first line), found "
-                    f"{len(columns)}: {line!r}"
+                    f"{len(columns)}: {line!r}{_mixed_separator_hint(line, separator, width)}"
                 )
             width = len(columns)
             if not -width <= token_column < width or not -width <= tag_column < width:
@@ -129,6 +137,16 @@ def read_conll(
         yield tokens, tags, lines
 
 
+def _mixed_separator_hint(line: str, separator: str | None, width: int) -> str:
+    """A hint when a line that does not split into `width` columns at `separator` does at any whitespace."""
+    if separator is None or len(line.split()) != width:
+        return ""
+    if separator == "\t":
+        return (f"; split at any whitespace it has {width}: a space where a tab should be? "
+                "(data.init_args.separator: null splits at both)")  # fmt: skip
+    return f"; split at any whitespace it has {width} (data.init_args.separator: null splits at any whitespace)"
+
+
 def read_sentiment_trees(
     path: Path, unescape: bool = True, encoding: str = "utf-8"
 ) -> Iterator[tuple[list[str], int, int]]:
@@ -139,7 +157,7 @@ def read_sentiment_trees(
         unescape: turn PTB bracket escapes (`-LRB-` ...) back into brackets and `\\/` into `/`.
         encoding: the file's text encoding.
     """
-    for number, line in _lines(path, encoding):
+    for number, line in _lines(path, encoding, TREE_FILE):
         line = line.strip()
         if not line:
             continue
@@ -161,7 +179,8 @@ def read_table(
 
     CSV is read strictly: a quote that opens a field must close it and be followed by a delimiter or the end of
     the line. A row that goes wrong after a quote ran on over several lines (an unclosed quote) is blamed on the
-    line where that quote opens, not on the later line where the csv module noticed.
+    line where that quote opens, not on the later line where the csv module noticed. A field may be as long as
+    `FIELD_LIMIT` (texts are read whole; tokenization cuts them to `max_length` and counts the cuts).
 
     Args:
         path: the file.
@@ -171,26 +190,37 @@ def read_table(
         encoding: the file's text encoding.
     """
     quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+    expected = f"a {_table_kind(delimiter)} file with columns {columns}"
+    csv.field_size_limit(FIELD_LIMIT)  # process-wide; only raised, so no other reader loses anything
+    count = 0
     try:
-        with _open(path, encoding) as file:
-            lines = _RowLines(file)
+        with open_text(path, encoding, expected, newline="") as file:  # newline="": line ends are csv's
+            lines = _RowLines(file, path, expected)
             reader = csv.DictReader(lines, fieldnames=fieldnames, delimiter=delimiter, quoting=quoting,
                                     strict=quoting != csv.QUOTE_NONE)  # fmt: skip
-            header = _table_header(reader, lines, path, columns)
+            header = _table_header(reader, lines, columns, delimiter)
             while (row := _next_row(reader, lines, path)) is not None:
                 found = sum(row[c] is not None for c in header) + len(row.get(None, []))
                 if found != len(header):
                     raise _row_error(path, lines, f"expected {len(header)} fields ({header}), found {found}")
+                count += 1
                 yield row, lines.first
     except UnicodeDecodeError:
         raise decoding_error(path, encoding) from None
+    if not count:
+        after = f"rows of the columns {fieldnames}" if fieldnames else f"rows after the header {header}"
+        raise DataFormatError(f"{path}: no examples; expected {after}")
+
+
+def _table_kind(delimiter: str) -> str:
+    return "TSV" if delimiter == "\t" else "CSV"
 
 
 class _RowLines:
     """The lines of an open file as the csv module reads them, remembering those of the row being read."""
 
-    def __init__(self, file: TextIO) -> None:
-        self.file, self.number = file, 0
+    def __init__(self, file: TextIO, path: Path, expected: str) -> None:
+        self.file, self.path, self.expected, self.number = file, path, expected, 0
         self.row: list[tuple[int, str]] = []  # (line number, text) of the current row's lines
 
     def __iter__(self) -> _RowLines:
@@ -199,6 +229,8 @@ class _RowLines:
     def __next__(self) -> str:
         line = next(self.file)
         self.number += 1
+        if "\x00" in line:
+            raise nul_error(self.path, line, self.expected, self.number)
         self.row.append((self.number, line))
         return line
 
@@ -217,15 +249,35 @@ class _RowLines:
         return None
 
 
-def _table_header(reader: csv.DictReader, lines: _RowLines, path: Path, columns: list[str]) -> list[str]:
+def _table_header(reader: csv.DictReader, lines: _RowLines, columns: list[str], delimiter: str) -> list[str]:
+    """The header (or the given field names), checked: present, no name twice, every needed column there."""
+    path = lines.path
     try:
         header = reader.fieldnames or []
     except csv.Error as error:
         raise _row_error(path, lines, str(error)) from None
+    if not any(name.strip() for name in header):
+        raise DataFormatError(f"{path}: no header row (the file holds only blank lines); expected {lines.expected}")
+    twice = sorted({name for name in header if header.count(name) > 1})
+    if twice:
+        raise DataFormatError(f"{path}:{lines.first}: the header names column(s) {twice} more than once; expected "
+                              "each column once")  # fmt: skip
     missing = [c for c in columns if c not in header]
     if missing:
-        raise DataFormatError(f"{path}:1: missing column(s) {missing}; the header has {header}")
+        raise DataFormatError(f"{path}:{lines.first}: missing column(s) {missing}; the header has {header}"
+                              f"{_delimiter_hint(header, delimiter)}")  # fmt: skip
     return header
+
+
+def _delimiter_hint(header: list[str], delimiter: str) -> str:
+    """A hint when a one-column header holds another delimiter: the file was split at the wrong one."""
+    others = [d for d in ("\t", ",", ";", "|") if d != delimiter and len(header) == 1 and d in header[0]]
+    if not others:
+        return ""
+    hint = f"; is it {others[0]!r}-separated? It is read as {_table_kind(delimiter)} (columns split at {delimiter!r})"
+    if others[0] in ("\t", ","):
+        return f"{hint}: name it .{_table_kind(others[0]).lower()} or set data.init_args.file_format"
+    return f"{hint}: only ',' (CSV) and a tab (TSV) are read"
 
 
 def _next_row(reader: csv.DictReader, lines: _RowLines, path: Path) -> dict[str, str] | None:
@@ -250,25 +302,37 @@ def _row_error(path: Path, lines: _RowLines, problem: str) -> DataFormatError:
 
 
 def read_jsonl(path: Path, columns: list[str], encoding: str = "utf-8") -> Iterator[tuple[dict, int]]:
-    """Objects of a JSON-lines file as `(object, line number)`; each must hold `columns`."""
-    for number, line in _lines(path, encoding):
+    """Objects of a JSON-lines file as `(object, line number)`; each must hold `columns`, and there must be one."""
+    count = 0
+    for number, line in _lines(path, encoding, JSONL_FILE):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
         except json.JSONDecodeError as error:
-            raise DataFormatError(f"{path}:{number}: invalid JSON ({error.msg})") from None
+            raise DataFormatError(f"{path}:{number}: invalid JSON ({error.msg}){_pretty_json_hint(line)}") from None
         if not isinstance(record, dict):
-            raise DataFormatError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
+            array = "; a JSON-lines file holds one object per line, not an array" if isinstance(record, list) else ""
+            raise DataFormatError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}{array}")
         missing = [c for c in columns if c not in record]
         if missing:
             raise DataFormatError(f"{path}:{number}: missing field(s) {missing}; the object has {list(record)}")
+        count += 1
         yield record, number
+    if not count:
+        raise DataFormatError(f"{path}: no examples; expected one JSON object per line")
+
+
+def _pretty_json_hint(line: str) -> str:
+    """A hint when a line that is not JSON opens an object or array: a JSON document written over many lines."""
+    if not line.strip().endswith(("{", "[")):
+        return ""
+    return "; a pretty-printed JSON document? A JSON-lines file holds one whole object per line"
 
 
 def read_lines(path: Path, encoding: str = "utf-8") -> list[str]:
-    """The lines of a text file, without line endings (LF or CRLF); a last empty line is not counted."""
-    return [line for _, line in _lines(path, encoding)]
+    """The lines of a text file, without line endings (LF, CRLF or CR); a last empty line is not counted."""
+    return [line for _, line in _lines(path, encoding, LINES_FILE)]
 
 
 def iob1_to_iob2(tags: list[str]) -> list[str]:

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import datasets
 
 from datamodules.base import LabelDataModule, Split
-from datamodules.readers import require_file
+from datamodules.file_access import describe, require_file
 
 log = logging.getLogger(__name__)
 
@@ -99,12 +99,16 @@ class FileOrHubDataModule(LabelDataModule):
         """A hub split converted to our columns (see `datamodules.hub_examples`)."""
         raise NotImplementedError
 
+    def file_kind(self, name: str) -> str:
+        """What the file `name` should be, for errors (`a CSV file with columns [...]`); here from its suffix."""
+        return describe(name)
+
     def local_file(self, folder: Path, name: str) -> Path:
-        """`folder / name`, or an error naming it and saying where else the data can come from."""
+        """`folder / name`, or an error naming it, what it should be and where else the data can come from."""
         hint = f"{type(self).__name__} reads {name} from data_dir"
         if self.hub_name:
             hint += f"; or set data.data_dir: null to load the hub dataset {self.hub_name!r}"
-        return require_file(folder / name, hint)
+        return require_file(folder / name, hint, self.file_kind(name))
 
     def split_file(self, folder: Path, split: Split) -> Path:
         """The file of a split (`files`) in `folder`, or an error naming what is missing."""
@@ -128,12 +132,21 @@ class FileOrHubDataModule(LabelDataModule):
 
     def _source_split(self, split: Split) -> datasets.Dataset:
         if self.data_dir is not None:
-            return self.read_local(split, resolve_path(self.data_dir))
+            return self.read_local(split, self._data_folder())
         hub_split = self.hub_splits.get(split)
         splits = self._hub
         if hub_split not in splits:
             raise KeyError(f"hub dataset {self.hub_name!r} has splits {list(splits)}, not {hub_split!r} ({split})")
         return self.from_hub(splits[hub_split], split, f"{self.hub_name}/{hub_split}")
+
+    def _data_folder(self) -> Path:
+        """`data_dir`, found (`resolve_path`) and checked to be a folder."""
+        folder = resolve_path(self.data_dir)
+        if not folder.is_dir():
+            names = ", ".join(name for name in self.files.values() if name)
+            raise NotADirectoryError(f"data_dir {folder}: is a file, not a folder; expected the folder holding "
+                                     f"{type(self).__name__}'s files{f' ({names})' if names else ''}")  # fmt: skip
+        return folder
 
     @cached_property
     def _hub(self) -> datasets.DatasetDict:

@@ -13,6 +13,7 @@ from datamodules.cache import cached_dataset
 from datamodules.file_examples import tree_examples
 from datamodules.hub_examples import text_examples_from_hub
 from datamodules.labels import TEXT_FEATURES
+from datamodules.readers import TREE_FILE
 from datamodules.sources import FileOrHubDataModule
 from datamodules.text_table import TextTableDataModule
 
@@ -67,6 +68,11 @@ class SST5(FileOrHubDataModule):
         self, data_dir: str | None = None, hub_name: str = "SetFit/sst5", hub_config: str | None = None, **kwargs: Any
     ) -> None:
         super().__init__(data_dir=data_dir, hub_name=hub_name, hub_config=hub_config, **kwargs)
+
+    @override
+    def file_kind(self, name: str) -> str:
+        """A PTB sentiment-tree file."""
+        return TREE_FILE
 
     @override
     def read_local(self, split: Split, folder: Path) -> datasets.Dataset:

@@ -11,19 +11,26 @@ from typing_extensions import override
 
 from datamodules.base import Split
 from datamodules.cache import cached_dataset
+from datamodules.file_access import COMPRESSIONS, format_suffix
 from datamodules.file_examples import table_examples
 from datamodules.hub_examples import text_examples_from_hub
 from datamodules.labels import TEXT_FEATURES
 from datamodules.sources import FileOrHubDataModule
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl"}
+FORMAT_NAMES = {"csv": "a CSV file", "tsv": "a TSV file", "jsonl": "a JSON-lines file"}
 
 
 def table_format(path: Path) -> str:
-    """`csv`, `tsv` or `jsonl` from a file's suffix, or an error saying which option to set."""
-    file_format = FORMATS.get(path.suffix.lower())
+    """`csv`, `tsv` or `jsonl` from a file's suffix (under `.gz`, `.bz2`, `.xz`), or an error saying what to do."""
+    suffix = format_suffix(path)
+    file_format = FORMATS.get(suffix)
     if file_format is None:
-        raise ValueError(f"{path}: cannot tell the format from the suffix; set data.init_args.file_format")
+        raise ValueError(
+            f"{path}: cannot tell the format from the suffix {suffix!r}; expected {', '.join(list(FORMATS)[:-1])} "
+            f"or {list(FORMATS)[-1]} (or one of them compressed: {', '.join(COMPRESSIONS)}), or set "
+            "data.init_args.file_format"
+        )
     return file_format
 
 
@@ -36,6 +43,7 @@ class TextTableDataModule(FileOrHubDataModule):
     of `label_names` or an integer id), and the hub's `hub_text_columns` / `hub_label_column` where they differ
     from the files' (None = the same), `hub_label_names` (names of integer labels that are not a `ClassLabel`).
     Texts are stripped; an empty text, a missing column or an unknown label is an error naming file and line.
+    Files may be compressed (`train.csv.gz`, `.bz2`, `.xz`: the format is the suffix before).
 
     Args:
         **kwargs: the `FileOrHubDataModule` / `LabelDataModule` arguments (data_dir, hub_name, tokenizer, ...).
@@ -51,6 +59,12 @@ class TextTableDataModule(FileOrHubDataModule):
     hub_text_columns: list[str] | None = None
     hub_label_column: str | None = None
     hub_label_names: list[str] | None = None
+
+    @override
+    def file_kind(self, name: str) -> str:
+        """`a CSV file with columns [...]` (the format from `file_format` or the suffix)."""
+        kind = FORMAT_NAMES.get(self.file_format or FORMATS.get(format_suffix(name), ""), "a table file")
+        return f"{kind} with columns {[*self.text_columns, self.label_column]}"
 
     @override
     def read_local(self, split: Split, folder: Path) -> datasets.Dataset:
