@@ -331,8 +331,8 @@ class LabelDataModule(LightningDataModule):
         """Pad a batch to its longest sequence (dynamic padding); with `pack_sequences`, also pack it.
 
         The packed fields (`core.packing.pack`) are what transformers' `DataCollatorWithFlattening(return_seq_idx=
-        True)` gives (same ids, restarting position ids and sequence index; `tests/test_data_samplers.py`), but that
-        collator lacks what label supervision needs: it returns only those fields (no padded view, attention mask,
+        True)` gives (same ids, restarting position ids and sequence index; tests/data/test_data_samplers.py), but
+        that collator lacks what label supervision needs: it returns only those fields (no padded view, attention mask,
         `word_starts`, `word_labels` or `example_ids`, which pooling, unpacking and metrics use); it sets every
         sequence's first label to -100 for causal-LM shifting (with no BOS, as SmolLM2, the first word of every
         sentence loses its label: 3,453 of the 46,435 words of the CoNLL-2003 test set); and it fails on sequence

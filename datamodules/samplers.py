@@ -4,7 +4,7 @@ Training batches are shuffled, grouped by length inside random mega-batches, the
 shuffled (no curriculum from short to long). The order is a pure function of `(seed, epoch)`, and the sampler
 can resume mid-epoch from its `state_dict`, so an interrupted run sees the same batches as an uninterrupted one.
 
-Why not transformers' `LengthGroupedSampler` (checked on transformers 5.24; `tests/test_data_samplers.py`): it
+Why not transformers' `LengthGroupedSampler` (checked on transformers 5.24; `tests/data/test_data_samplers.py`): it
 groups exactly as we do (random permutation, mega-batches of 50 batches sorted by length; with the same seed 7,996
 of the 7,998 SST-2 training batches are the same sets of examples, and padding is the same: 3.95% of the padded
 tokens vs 3.94% here, against 57.0% for random batches; LLaMA-2 tokenizer, batch 8), but it lacks what we need:

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import grimp
-from conftest import ROOT
+from helpers import ROOT
 
 PACKAGES = ("experiments", "app", "lightning_modules", "datamodules", "core")
 

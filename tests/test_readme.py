@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SHARED_DATA
+from helpers import ROOT, SHARED_DATA
 
 README = ROOT / "README.md"
 NOT_RUN = (

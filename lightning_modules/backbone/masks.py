@@ -11,7 +11,7 @@ strategies only decide whether a real token may look at real tokens to its right
 Decoders are switched with `config.is_causal` (transformers >= 5.2, `masking_utils`): the model builds a
 bidirectional padding mask and hands `is_causal=False` to every attention call, so sdpa and flash attention stay
 bidirectional even when the mask is skipped (no padding, batch of one). The same switch works for every decoder
-family tested (`tests/test_architectures.py`: Llama, Mistral, Qwen2, Qwen3, Gemma-2, Gemma-3, Phi-3).
+family tested (`tests/model/test_architectures.py`: Llama, Mistral, Qwen2, Qwen3, Gemma-2, Gemma-3, Phi-3).
 
 What "bidirectional" means where a family restricts attention further:
 - Sliding-window layers (Mistral, Gemma-2/3, Phi-3, Qwen with `use_sliding_window`): a symmetric window, the one
