@@ -24,8 +24,10 @@ from lightning_modules.backbone.probe import AttentionProbeError, verify_attenti
 from lightning_modules.label_supervised.module import LabelSupervisedModule
 from lightning_modules.label_supervised.pooling import (
     POOLINGS,
+    AttentionPooling,
     FirstTokenPooling,
     LastTokenPooling,
+    LogitMaxPooling,
     MaxPooling,
     MeanPooling,
     Pooling,
@@ -39,6 +41,7 @@ __all__ = [
     "POOLINGS",
     "PROMPTS",
     "AttentionMaskStrategy",
+    "AttentionPooling",
     "AttentionProbeError",
     "BidirectionalFromLayer",
     "BidirectionalMask",
@@ -49,6 +52,7 @@ __all__ = [
     "InstructionTuningModule",
     "LabelSupervisedModule",
     "LastTokenPooling",
+    "LogitMaxPooling",
     "MaskedNextTokenModule",
     "MaxPooling",
     "MeanPooling",

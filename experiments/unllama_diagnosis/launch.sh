@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # 2026-12-07. Issue 17's CPU queue, in priority order: the diagnosis of LS-unLLaMA (suite.yaml here; H2's logit-max
-# arm is launched by launch_logit_max.sh once that pooling exists), then the paper's rows still missing at small
+# arm is launched by launch_second_queue.sh once that pooling exists), then the paper's rows still missing at small
 # scale (OntoNotes v5 in experiments/repro_seeds, instruction tuning on SST-5 / Twitter-Fin in
 # experiments/baselines_llm, the missing Twitter-Fin seeds in experiments/mntp). Two runs at a time with one torch
 # thread each, nice 10; every suite resumes (run this again after an interruption: finished runs are skipped).
