@@ -173,8 +173,13 @@ class ResumableTraining(Callback):
             return
         path = self.checkpoint_path(trainer)
         trainer.save_checkpoint(path)
-        log.warning("SIGTERM: saved a resumable checkpoint at global step %d to %s; resume with `--ckpt_path %s` "
-                    "(or `--ckpt_path last`)", trainer.global_step, path, path)  # fmt: skip
+        log.warning(
+            "SIGTERM: saved a resumable checkpoint at global step %d to %s; resume with `--ckpt_path %s` "
+            "(or `--ckpt_path last`)",
+            trainer.global_step,
+            path,
+            path,
+        )
 
 
 def load_trained(path: str | Path, map_location: str = "cpu") -> tuple[Any, str | None]:

@@ -173,8 +173,11 @@ class Predictor:
     def from_pretrained(cls, folder: str | Path, tokenizer: str | None = None, **kwargs: Any) -> Predictor:
         """A predictor for a folder written by `save_pretrained` / `python -m app.export` (its own tokenizer)."""
         has_tokenizer = (Path(folder) / "tokenizer_config.json").is_file()
-        return cls(LabelSupervisedModule.from_pretrained(folder), tokenizer or (str(folder) if has_tokenizer else None),
-                   **kwargs)  # fmt: skip
+        return cls(
+            LabelSupervisedModule.from_pretrained(folder),
+            tokenizer or (str(folder) if has_tokenizer else None),
+            **kwargs,
+        )
 
     @torch.inference_mode()
     def predict(self, inputs: Sequence[str] | Sequence[Sequence[str]]) -> list[dict]:

@@ -181,6 +181,9 @@ def fill_run_defaults(config: Namespace, subcommand: str | None) -> None:
     if get(config, "trainer.precision") is None:
         use_bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
         config.trainer.precision = "bf16-mixed" if use_bf16 else "32-true"
-        log.info("trainer.precision not set: using %s (%s)", config.trainer.precision,
-                 "GPU with bf16" if use_bf16 else "no bf16-capable GPU")  # fmt: skip
+        log.info(
+            "trainer.precision not set: using %s (%s)",
+            config.trainer.precision,
+            "GPU with bf16" if use_bf16 else "no bf16-capable GPU",
+        )
     name_loggers(config, subcommand)

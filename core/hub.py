@@ -139,8 +139,14 @@ def load_backbone(
     if quantization_config is not None:
         quantize = {"quantization_config": quantization_config, "device_map": device_map}
         if source is None or resolve_source(source)[1]:  # built or de-quantised here: quantize a saved copy
-            plain = load_backbone(source, config=config, dtype=dtype, attn_implementation=attn_implementation,
-                                  seed=seed, auto_class=auto_class)  # fmt: skip
+            plain = load_backbone(
+                source,
+                config=config,
+                dtype=dtype,
+                attn_implementation=attn_implementation,
+                seed=seed,
+                auto_class=auto_class,
+            )
             return _reloaded(plain, auto_class, dtype=torch_dtype, **quantize, **kwargs)
         kwargs.update(quantize)
     if source is None:

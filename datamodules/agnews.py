@@ -56,5 +56,11 @@ class AGNews(TextTableDataModule):
                 f"{texts}: file not found, nor {folder / f'{split}.csv'}: this copy of AG News has no {split} text. "
                 f"Load it from the hub instead: data.data_dir: null (data.hub_name: {self.hub_name})"
             )
-        return cached_dataset(line_file_examples, [texts, labels], TEXT_FEATURES, self.cache_dir,
-                              label_names=self.label_names, encoding=self.encoding)  # fmt: skip
+        return cached_dataset(
+            line_file_examples,
+            [texts, labels],
+            TEXT_FEATURES,
+            self.cache_dir,
+            label_names=self.label_names,
+            encoding=self.encoding,
+        )

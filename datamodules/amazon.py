@@ -16,12 +16,38 @@ from datamodules.text_table import TextTableDataModule
 
 Language = Literal["de", "en", "es", "fr", "ja", "zh"]
 PRODUCT_CATEGORIES = [
-    "apparel", "automotive", "baby_product", "beauty", "book", "camera", "digital_ebook_purchase",
-    "digital_video_download", "drugstore", "electronics", "furniture", "grocery", "home", "home_improvement",
-    "industrial_supplies", "jewelry", "kitchen", "lawn_and_garden", "luggage", "musical_instruments",
-    "office_product", "other", "pc", "personal_care_appliances", "pet_products", "shoes", "sports", "toy",
-    "video_games", "watch", "wireless",
-]  # fmt: skip
+    "apparel",
+    "automotive",
+    "baby_product",
+    "beauty",
+    "book",
+    "camera",
+    "digital_ebook_purchase",
+    "digital_video_download",
+    "drugstore",
+    "electronics",
+    "furniture",
+    "grocery",
+    "home",
+    "home_improvement",
+    "industrial_supplies",
+    "jewelry",
+    "kitchen",
+    "lawn_and_garden",
+    "luggage",
+    "musical_instruments",
+    "office_product",
+    "other",
+    "pc",
+    "personal_care_appliances",
+    "pet_products",
+    "shoes",
+    "sports",
+    "toy",
+    "video_games",
+    "watch",
+    "wireless",
+]
 STARS = ["1", "2", "3", "4", "5"]
 
 

@@ -193,10 +193,17 @@ class LabelDataModule(LightningDataModule):
         named += f", ... ({len(unused) - 10} more)" if len(unused) > 10 else ""
         log.warning(
             "%s/%s: %d of the %d label_names never %s in its %d examples: %s; the model still gets a %d-way head. "
-            "If the data has only %d labels, set data.init_args.label_names to them", self.name, split, len(unused),
-            self.num_labels, "occurs" if len(unused) == 1 else "occur", len(dataset), named, self.num_labels,
+            "If the data has only %d labels, set data.init_args.label_names to them",
+            self.name,
+            split,
+            len(unused),
+            self.num_labels,
+            "occurs" if len(unused) == 1 else "occur",
+            len(dataset),
+            named,
+            self.num_labels,
             self.num_labels - len(unused),
-        )  # fmt: skip
+        )
 
     def _limit(self, dataset: datasets.Dataset, split: str) -> datasets.Dataset:
         if split == "train" and self.max_train_examples and self.max_train_examples < len(dataset):
@@ -241,8 +248,11 @@ class LabelDataModule(LightningDataModule):
         code = code_digest(__file__, alignment.__file__, inspect.getfile(type(self)))  # a subclass may override
         settings = [self.task, self.max_length, self.label_names, self.name, split, code]
         if self.encoder is not None:
-            settings += [type(self.encoder).__qualname__, self.encoder.cache_key(), code_digest(inspect.getfile(
-                type(self.encoder)))]  # fmt: skip
+            settings += [
+                type(self.encoder).__qualname__,
+                self.encoder.cache_key(),
+                code_digest(inspect.getfile(type(self.encoder))),
+            ]
         return Hasher.hash([dataset._fingerprint, self.tokenizer, settings])
 
     def _check_label(self, label: int, split: str, index: int) -> None:
@@ -260,8 +270,9 @@ class LabelDataModule(LightningDataModule):
         full_lengths = [len(ids) for ids in enc["input_ids"]]
         long = [i for i, n in enumerate(full_lengths) if n > self.max_length]
         if long:
-            cut = self.tokenizer([texts[i] for i in long], truncation=True, max_length=self.max_length,
-                                 return_offsets_mapping=offsets)  # fmt: skip
+            cut = self.tokenizer(
+                [texts[i] for i in long], truncation=True, max_length=self.max_length, return_offsets_mapping=offsets
+            )
             for key, rows in enc.items():
                 for j, i in enumerate(long):
                     rows[i] = cut[key][j]
@@ -316,13 +327,24 @@ class LabelDataModule(LightningDataModule):
         if self.task == "sequence":
             cut = sum(column(encoded, "truncated"))
             if cut:
-                log.warning("%s/%s: %d of %d texts cut to max_length=%d tokens", self.name, split, cut,
-                            len(encoded), self.max_length)  # fmt: skip
+                log.warning(
+                    "%s/%s: %d of %d texts cut to max_length=%d tokens",
+                    self.name,
+                    split,
+                    cut,
+                    len(encoded),
+                    self.max_length,
+                )
             return
         cut, empty = sum(column(encoded, "truncated_words")), sum(column(encoded, "empty_words"))
         if cut:
-            log.warning("%s/%s: %d words beyond max_length=%d tokens are predicted 'O' (entities there count as "
-                        "missed)", self.name, split, cut, self.max_length)  # fmt: skip
+            log.warning(
+                "%s/%s: %d words beyond max_length=%d tokens are predicted 'O' (entities there count as missed)",
+                self.name,
+                split,
+                cut,
+                self.max_length,
+            )
         if empty:
             log.warning("%s/%s: %d words produce no token and are predicted 'O'", self.name, split, empty)
 
@@ -370,9 +392,15 @@ class LabelDataModule(LightningDataModule):
         )
         left_batches, left_examples = self._train_sampler.left_out()
         if left_batches:
-            log.warning("train: each epoch leaves out %d of its batches (%d examples in epoch %d, other ones in other "
-                        "epochs) so that the %d processes get %d batches each", left_batches, left_examples,
-                        self._train_sampler.epoch, replicas, len(self._train_sampler))  # fmt: skip
+            log.warning(
+                "train: each epoch leaves out %d of its batches (%d examples in epoch %d, other ones in other "
+                "epochs) so that the %d processes get %d batches each",
+                left_batches,
+                left_examples,
+                self._train_sampler.epoch,
+                replicas,
+                len(self._train_sampler),
+            )
         if self._train_sampler_state is not None:
             self._resume_train_sampler(self._train_sampler_state)
             self._train_sampler_state = None
@@ -466,8 +494,7 @@ def collate(features: list[dict[str, Any]], pad_token_id: int, padding_side: str
         return batch
     batch["labels"] = _pad([f["labels"] for f in features], IGNORE_INDEX, left)
     width = batch["input_ids"].shape[1]
-    starts = [[s + (width - len(f["input_ids"]) if left and s >= 0 else 0) for s in f["word_starts"]]
-              for f in features]  # fmt: skip
+    starts = [[s + (width - len(f["input_ids"]) if left and s >= 0 else 0) for s in f["word_starts"]] for f in features]
     batch["word_starts"] = _pad(starts, -1, False)
     batch["word_labels"] = _pad([f["word_labels"] for f in features], IGNORE_INDEX, False)
     batch["num_words"] = torch.tensor([len(f["word_starts"]) for f in features])

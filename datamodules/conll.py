@@ -96,10 +96,18 @@ class ConllNER(FileOrHubDataModule):
     def read_conll_files(self, paths: list[Path], **options: Any) -> datasets.Dataset:
         """Sentences of CoNLL files with this module's columns, separator and scheme (parsed once, cached)."""
         sentences = cached_dataset(
-            conll_examples, paths, TOKEN_FEATURES, self.cache_dir, label_names=self.label_names,
-            token_column=self.token_column, tag_column=self.tag_column, separator=self.separator,
-            scheme=self.scheme, encoding=self.encoding, **options,
-        )  # fmt: skip
+            conll_examples,
+            paths,
+            TOKEN_FEATURES,
+            self.cache_dir,
+            label_names=self.label_names,
+            token_column=self.token_column,
+            tag_column=self.tag_column,
+            separator=self.separator,
+            scheme=self.scheme,
+            encoding=self.encoding,
+            **options,
+        )
         self.warn_if_iob1(sentences, ", ".join(map(str, paths)))
         return sentences
 
@@ -107,9 +115,14 @@ class ConllNER(FileOrHubDataModule):
     def from_hub(self, dataset: datasets.Dataset, split: Split, where: str) -> datasets.Dataset:
         """A hub split's tokens and (named) tags."""
         sentences = token_examples_from_hub(
-            dataset, tokens_column=self.tokens_column, tags_column=self.tags_column, label_names=self.label_names,
-            where=where, hub_label_names=self.hub_label_names, scheme=self.scheme,
-        )  # fmt: skip
+            dataset,
+            tokens_column=self.tokens_column,
+            tags_column=self.tags_column,
+            label_names=self.label_names,
+            where=where,
+            hub_label_names=self.hub_label_names,
+            scheme=self.scheme,
+        )
         self.warn_if_iob1(sentences, where)
         return sentences
 
@@ -122,17 +135,23 @@ class ConllNER(FileOrHubDataModule):
         entity_type = {i: name[2:] for i, name in enumerate(names) if name[:2] in ("B-", "I-")}
         inside = {i for i, name in enumerate(names) if name.startswith("I-")}
         concerned = [
-            index for index, tags in enumerate(column(sentences, "tags"))
+            index
+            for index, tags in enumerate(column(sentences, "tags"))
             if not inside.isdisjoint(tags) and _starts_inside(tags, inside, entity_type)
-        ]  # fmt: skip
+        ]
         if concerned:
             first = sentences[concerned[0]]
             example = " ".join(f"{w}/{names[t]}" for w, t in zip(first["tokens"][:6], first["tags"][:6]))
             log.warning(
                 "%s: %d of %d sentences start an entity with I- (e.g. sentence %d: %s ...), which BIO never does "
                 "(every entity starts with B-): this looks like IOB1. Set data.init_args.scheme: iob1 to convert it "
-                "to BIO.", where, len(concerned), len(sentences), concerned[0] + 1, example,
-            )  # fmt: skip
+                "to BIO.",
+                where,
+                len(concerned),
+                len(sentences),
+                concerned[0] + 1,
+                example,
+            )
 
 
 def _starts_inside(tags: list[int], inside: set[int], entity_type: dict[int, str]) -> bool:

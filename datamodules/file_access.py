@@ -35,16 +35,23 @@ _SUFFIX = {kind: suffix for suffix, kind in COMPRESSIONS.items()}
 _DECOMPRESS_TOOL = {"gzip": "gunzip", "bzip2": "bunzip2", "xz": "unxz"}
 _DAMAGED = (EOFError, OSError, zlib.error, lzma.LZMAError)  # what the decompressors raise on bad or cut data
 KINDS = {
-    ".csv": "a CSV file", ".tsv": "a TSV file", ".jsonl": "a JSON-lines file", ".json": "a JSON-lines file",
-    ".txt": "a text file", ".conll": "a CoNLL column file", ".iob": "a CoNLL column file",
+    ".csv": "a CSV file",
+    ".tsv": "a TSV file",
+    ".jsonl": "a JSON-lines file",
+    ".json": "a JSON-lines file",
+    ".txt": "a text file",
+    ".conll": "a CoNLL column file",
+    ".iob": "a CoNLL column file",
     ".bio": "a CoNLL column file",
-}  # fmt: skip
+}
 HEAD = 4096  # bytes looked at before reading
 LFS_POINTER = b"version https://git-lfs.github.com/spec/"
 _WIDE_BOMS = [  # longest first: the UTF-32 LE mark starts with the UTF-16 LE one
-    (codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),
-    (codecs.BOM_UTF16_LE, "UTF-16"), (codecs.BOM_UTF16_BE, "UTF-16"),
-]  # fmt: skip
+    (codecs.BOM_UTF32_LE, "UTF-32"),
+    (codecs.BOM_UTF32_BE, "UTF-32"),
+    (codecs.BOM_UTF16_LE, "UTF-16"),
+    (codecs.BOM_UTF16_BE, "UTF-16"),
+]
 
 
 class DataFormatError(ValueError):
@@ -172,12 +179,16 @@ def _check_compression(path: Path, head: bytes, expected: str) -> str | None:
             "and give the file inside"
         )
     if found == "zstd":
-        raise DataFormatError(f"{path}: is zstd-compressed, which is not read; decompress it (zstd -d) or compress it "
-                              "with gzip (.gz), which is read as it is")  # fmt: skip
+        raise DataFormatError(
+            f"{path}: is zstd-compressed, which is not read; decompress it (zstd -d) or compress it "
+            "with gzip (.gz), which is read as it is"
+        )
     if named is not None and found != named:
         other = f" (it is {found}-compressed: name it {path.with_suffix(_SUFFIX[found]).name})" if found else ""
-        raise DataFormatError(f"{path}: its name ends in {path.suffix}, but it is not {named}-compressed{other}; "
-                              f"rename it without {path.suffix}")  # fmt: skip
+        raise DataFormatError(
+            f"{path}: its name ends in {path.suffix}, but it is not {named}-compressed{other}; "
+            f"rename it without {path.suffix}"
+        )
     if found is not None and named is None:
         raise DataFormatError(
             f"{path}: is {found}-compressed, but its name does not end in {_SUFFIX[found]}; rename it to "
@@ -194,8 +205,10 @@ def _check_text(path: Path, head: bytes, encoding: str, expected: str) -> None:
         return  # NUL bytes are part of such text
     for mark, name in _WIDE_BOMS:
         if head.startswith(mark):
-            raise DataFormatError(f"{path}: is {name} text (it starts with a {name} byte-order mark), read as "
-                                  f"{encoding}; set data.init_args.encoding: {name.lower()}")  # fmt: skip
+            raise DataFormatError(
+                f"{path}: is {name} text (it starts with a {name} byte-order mark), read as "
+                f"{encoding}; set data.init_args.encoding: {name.lower()}"
+            )
     nul = head.find(b"\x00")
     if nul >= 0:
         raise DataFormatError(
@@ -210,8 +223,9 @@ def nul_error(path: Path, text: str, expected: str, first_line: int = 1) -> Data
     if position < 0:
         return None
     line = first_line + text.count("\n", 0, position)
-    return DataFormatError(f"{path}:{line}: a NUL character (0x00) in the text; expected {expected} (a binary or "
-                           "damaged file?)")  # fmt: skip
+    return DataFormatError(
+        f"{path}:{line}: a NUL character (0x00) in the text; expected {expected} (a binary or damaged file?)"
+    )
 
 
 class _Decompressed(io.RawIOBase):

@@ -25,9 +25,16 @@ from datamodules.readers import (
 
 
 def table_examples(
-    files: list[str], label_names: list[str], file_format: str, text_columns: list[str], label_column: str,
-    joiner: str = "\n", fieldnames: list[str] | None = None, label_map: dict | None = None, encoding: str = "utf-8",
-) -> Iterator[dict[str, Any]]:  # fmt: skip
+    files: list[str],
+    label_names: list[str],
+    file_format: str,
+    text_columns: list[str],
+    label_column: str,
+    joiner: str = "\n",
+    fieldnames: list[str] | None = None,
+    label_map: dict | None = None,
+    encoding: str = "utf-8",
+) -> Iterator[dict[str, Any]]:
     """`{"text", "label"}` examples of CSV / TSV / JSON-lines files: the text columns joined by `joiner`, the label
     by name or id, or through `label_map` (see `datamodules.text_table.TextTableDataModule`)."""
     for file in files:
@@ -69,9 +76,15 @@ def tree_examples(
 
 
 def conll_examples(
-    files: list[str], label_names: list[str], token_column: int = 0, tag_column: int = -1,
-    separator: str | None = None, scheme: str = "iob2", first_token_only: bool = False, encoding: str = "utf-8",
-) -> Iterator[dict[str, Any]]:  # fmt: skip
+    files: list[str],
+    label_names: list[str],
+    token_column: int = 0,
+    tag_column: int = -1,
+    separator: str | None = None,
+    scheme: str = "iob2",
+    first_token_only: bool = False,
+    encoding: str = "utf-8",
+) -> Iterator[dict[str, Any]]:
     """`{"tokens", "tags"}` sentences of CoNLL column files, tags converted to IOB2 and then to ids.
 
     `first_token_only` keeps an entity's `B-X` and sets its `I-X` tokens to `O` (the quirk of the LS-LLaMA
@@ -103,8 +116,10 @@ def jsonl_token_examples(
                 raise DataFormatError(f"{where}: expected as many non-empty tokens as ner_tags ({tokens}, {raw})")
             odd = next((t for t in raw if isinstance(t, bool) or not isinstance(t, int)), None)
             if odd is not None:
-                raise DataFormatError(f"{where}: ner_tags holds {odd!r}, a {type(odd).__name__}; expected integer ids "
-                                      f"0..{len(id_names) - 1}")  # fmt: skip
+                raise DataFormatError(
+                    f"{where}: ner_tags holds {odd!r}, a {type(odd).__name__}; expected integer ids "
+                    f"0..{len(id_names) - 1}"
+                )
             if not all(0 <= t < len(id_names) for t in raw):
                 raise DataFormatError(f"{where}: ner_tags {raw} outside 0..{len(id_names) - 1}")
             count += 1

@@ -25,9 +25,14 @@ def _check_columns(dataset: datasets.Dataset, columns: list[str], where: str) ->
 
 
 def _text_batch(
-    batch: dict[str, list], indices: list[int], text_columns: list[str], label_column: str,
-    label_names: list[str], label_map: dict | None, where: str,
-) -> dict[str, list]:  # fmt: skip
+    batch: dict[str, list],
+    indices: list[int],
+    text_columns: list[str],
+    label_column: str,
+    label_names: list[str],
+    label_map: dict | None,
+    where: str,
+) -> dict[str, list]:
     texts, labels = [], []
     for row, index in enumerate(indices):
         at = f"{where} row {index}"
@@ -61,18 +66,35 @@ def text_examples_from_hub(
     names = hub_names(dataset.features[label_column], hub_label_names)
     if label_map is None and names is not None:
         label_map = {i: label_id(name, label_names, f"{where} ({label_column} names)") for i, name in enumerate(names)}
-    kwargs = {"text_columns": list(text_columns), "label_column": label_column, "label_names": list(label_names),
-              "label_map": label_map, "where": where}  # fmt: skip
+    kwargs = {
+        "text_columns": list(text_columns),
+        "label_column": label_column,
+        "label_names": list(label_names),
+        "label_map": label_map,
+        "where": where,
+    }
     return dataset.map(
-        _text_batch, batched=True, with_indices=True, fn_kwargs=kwargs, remove_columns=dataset.column_names,
-        features=TEXT_FEATURES, new_fingerprint=_fingerprint(dataset, kwargs), desc=f"converting {where}",
-    )  # fmt: skip
+        _text_batch,
+        batched=True,
+        with_indices=True,
+        fn_kwargs=kwargs,
+        remove_columns=dataset.column_names,
+        features=TEXT_FEATURES,
+        new_fingerprint=_fingerprint(dataset, kwargs),
+        desc=f"converting {where}",
+    )
 
 
 def _token_batch(
-    batch: dict[str, list], indices: list[int], tokens_column: str, tags_column: str, label_names: list[str],
-    names: list[str] | None, scheme: str, where: str,
-) -> dict[str, list]:  # fmt: skip
+    batch: dict[str, list],
+    indices: list[int],
+    tokens_column: str,
+    tags_column: str,
+    label_names: list[str],
+    names: list[str] | None,
+    scheme: str,
+    where: str,
+) -> dict[str, list]:
     out: dict[str, list] = {"tokens": [], "tags": []}
     for row, index in enumerate(indices):
         tokens, raw = batch[tokens_column][row], batch[tags_column][row]
@@ -118,12 +140,24 @@ def token_examples_from_hub(
     """
     _check_columns(dataset, [tokens_column, tags_column], where)
     names = hub_names(dataset.features[tags_column], hub_label_names)
-    kwargs = {"tokens_column": tokens_column, "tags_column": tags_column, "label_names": list(label_names),
-              "names": names, "scheme": scheme, "where": where}  # fmt: skip
+    kwargs = {
+        "tokens_column": tokens_column,
+        "tags_column": tags_column,
+        "label_names": list(label_names),
+        "names": names,
+        "scheme": scheme,
+        "where": where,
+    }
     return dataset.map(
-        _token_batch, batched=True, with_indices=True, fn_kwargs=kwargs, remove_columns=dataset.column_names,
-        features=TOKEN_FEATURES, new_fingerprint=_fingerprint(dataset, kwargs), desc=f"converting {where}",
-    )  # fmt: skip
+        _token_batch,
+        batched=True,
+        with_indices=True,
+        fn_kwargs=kwargs,
+        remove_columns=dataset.column_names,
+        features=TOKEN_FEATURES,
+        new_fingerprint=_fingerprint(dataset, kwargs),
+        desc=f"converting {where}",
+    )
 
 
 def _fingerprint(dataset: datasets.Dataset, kwargs: dict[str, Any]) -> str:

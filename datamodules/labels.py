@@ -46,8 +46,10 @@ def label_id(value: Any, label_names: list[str], where: str, field: str = "label
             )
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise DataFormatError(f"{where}: {field} {_short(value)} is a {type(value).__name__}; "
-                              f"{_expected_label(label_names)}{_integral_hint(value)}")  # fmt: skip
+        raise DataFormatError(
+            f"{where}: {field} {_short(value)} is a {type(value).__name__}; "
+            f"{_expected_label(label_names)}{_integral_hint(value)}"
+        )
     if not 0 <= value < len(label_names):
         raise DataFormatError(
             f"{where}: {field} {value!r} is outside label_names (ids 0..{len(label_names) - 1}: {label_names})"

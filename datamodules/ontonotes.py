@@ -16,16 +16,66 @@ from datamodules.labels import TOKEN_FEATURES
 
 # the tag ids of the hub dataset tner/ontonotes5 (its `tags` column holds plain integers)
 TNER_ONTONOTES_TAGS = [
-    "O", "B-CARDINAL", "B-DATE", "I-DATE", "B-PERSON", "I-PERSON", "B-NORP", "B-GPE", "I-GPE", "B-LAW", "I-LAW",
-    "B-ORG", "I-ORG", "B-PERCENT", "I-PERCENT", "B-ORDINAL", "B-MONEY", "I-MONEY", "B-WORK_OF_ART",
-    "I-WORK_OF_ART", "B-FAC", "B-TIME", "I-CARDINAL", "B-LOC", "B-QUANTITY", "I-QUANTITY", "I-NORP", "I-LOC",
-    "B-PRODUCT", "I-TIME", "B-EVENT", "I-EVENT", "I-FAC", "B-LANGUAGE", "I-PRODUCT", "I-ORDINAL", "I-LANGUAGE",
-]  # fmt: skip
+    "O",
+    "B-CARDINAL",
+    "B-DATE",
+    "I-DATE",
+    "B-PERSON",
+    "I-PERSON",
+    "B-NORP",
+    "B-GPE",
+    "I-GPE",
+    "B-LAW",
+    "I-LAW",
+    "B-ORG",
+    "I-ORG",
+    "B-PERCENT",
+    "I-PERCENT",
+    "B-ORDINAL",
+    "B-MONEY",
+    "I-MONEY",
+    "B-WORK_OF_ART",
+    "I-WORK_OF_ART",
+    "B-FAC",
+    "B-TIME",
+    "I-CARDINAL",
+    "B-LOC",
+    "B-QUANTITY",
+    "I-QUANTITY",
+    "I-NORP",
+    "I-LOC",
+    "B-PRODUCT",
+    "I-TIME",
+    "B-EVENT",
+    "I-EVENT",
+    "I-FAC",
+    "B-LANGUAGE",
+    "I-PRODUCT",
+    "I-ORDINAL",
+    "I-LANGUAGE",
+]
 # the tag ids of the LS-LLaMA authors' files (github.com/4AI/LS-LLaMA, llama_token_clf.py): first tokens only
 LSLLAMA_ONTONOTES_TAGS = [
-    "O", "B-NORP", "B-PERSON", "B-WORK_OF_ART", "B-QUANTITY", "B-EVENT", "B-DATE", "B-TIME", "B-PERCENT",
-    "B-LANGUAGE", "B-ORG", "B-CARDINAL", "B-LAW", "B-GPE", "B-PRODUCT", "B-LOC", "B-MONEY", "B-ORDINAL", "B-FAC",
-]  # fmt: skip
+    "O",
+    "B-NORP",
+    "B-PERSON",
+    "B-WORK_OF_ART",
+    "B-QUANTITY",
+    "B-EVENT",
+    "B-DATE",
+    "B-TIME",
+    "B-PERCENT",
+    "B-LANGUAGE",
+    "B-ORG",
+    "B-CARDINAL",
+    "B-LAW",
+    "B-GPE",
+    "B-PRODUCT",
+    "B-LOC",
+    "B-MONEY",
+    "B-ORDINAL",
+    "B-FAC",
+]
 
 
 class OntoNotes5(ConllNER):
@@ -70,11 +120,16 @@ class OntoNotes5(ConllNER):
         **kwargs: Any,
     ) -> None:
         super().__init__(
-            data_dir=data_dir, hub_name=hub_name, train_file=train_file, validation_file=validation_file,
-            test_file=test_file, separator=separator, tags_column=tags_column,
+            data_dir=data_dir,
+            hub_name=hub_name,
+            train_file=train_file,
+            validation_file=validation_file,
+            test_file=test_file,
+            separator=separator,
+            tags_column=tags_column,
             hub_label_names=hub_label_names or TNER_ONTONOTES_TAGS,
             **kwargs,
-        )  # fmt: skip
+        )
         self.lsllama_official = lsllama_official
 
     @override
@@ -86,6 +141,11 @@ class OntoNotes5(ConllNER):
             return self.read_conll_files([self.local_file(folder, self.files["train"])], first_token_only=True)
         path = self.local_file(folder, f"lsllama_official_{'dev' if split == 'validation' else 'test'}.jsonl")
         return cached_dataset(
-            jsonl_token_examples, [path], TOKEN_FEATURES, self.cache_dir, label_names=self.label_names,
-            id_names=LSLLAMA_ONTONOTES_TAGS, encoding=self.encoding,
-        )  # fmt: skip
+            jsonl_token_examples,
+            [path],
+            TOKEN_FEATURES,
+            self.cache_dir,
+            label_names=self.label_names,
+            id_names=LSLLAMA_ONTONOTES_TAGS,
+            encoding=self.encoding,
+        )

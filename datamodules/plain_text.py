@@ -64,6 +64,12 @@ class PlainText(LabelDataModule):
             return self._read(split)
         parts = self._read("train").train_test_split(test_size=self.validation_fraction, seed=self.validation_seed)
         part = parts["train"] if split == "train" else parts["test"]
-        log.info("%s/%s: %d texts (validation_fraction=%g of %s)", self.name, split, len(part),
-                 self.validation_fraction, self.files["train"])  # fmt: skip
+        log.info(
+            "%s/%s: %d texts (validation_fraction=%g of %s)",
+            self.name,
+            split,
+            len(part),
+            self.validation_fraction,
+            self.files["train"],
+        )
         return part

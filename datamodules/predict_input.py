@@ -87,10 +87,15 @@ def _check_conll_shape(path: Path, lines: list[str], task: str) -> None:
     shape = f"{len(tagged)} of {len(filled)} lines look like CoNLL columns ('word TAG', e.g. line {number}: {line!r})"
     layout = "words in the first column, a blank line between sentences"
     if task == "token":
-        raise DataFormatError(f"{path}: {shape}, but a .txt file holds one sentence per line; rename it to .conll "
-                              f"({layout})")  # fmt: skip
-    log.warning("%s: %s, and each is read as one text. For token classification give the file a .conll suffix (%s)",
-                path, shape, layout)  # fmt: skip
+        raise DataFormatError(
+            f"{path}: {shape}, but a .txt file holds one sentence per line; rename it to .conll ({layout})"
+        )
+    log.warning(
+        "%s: %s, and each is read as one text. For token classification give the file a .conll suffix (%s)",
+        path,
+        shape,
+        layout,
+    )
 
 
 def _json_row(record: dict[str, Any], path: Path, line: int, task: str) -> dict[str, Any]:

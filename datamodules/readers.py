@@ -142,8 +142,10 @@ def _mixed_separator_hint(line: str, separator: str | None, width: int) -> str:
     if separator is None or len(line.split()) != width:
         return ""
     if separator == "\t":
-        return (f"; split at any whitespace it has {width}: a space where a tab should be? "
-                "(data.init_args.separator: null splits at both)")  # fmt: skip
+        return (
+            f"; split at any whitespace it has {width}: a space where a tab should be? "
+            "(data.init_args.separator: null splits at both)"
+        )
     return f"; split at any whitespace it has {width} (data.init_args.separator: null splits at any whitespace)"
 
 
@@ -196,8 +198,9 @@ def read_table(
     try:
         with open_text(path, encoding, expected, newline="") as file:  # newline="": line ends are csv's
             lines = _RowLines(file, path, expected)
-            reader = csv.DictReader(lines, fieldnames=fieldnames, delimiter=delimiter, quoting=quoting,
-                                    strict=quoting != csv.QUOTE_NONE)  # fmt: skip
+            reader = csv.DictReader(
+                lines, fieldnames=fieldnames, delimiter=delimiter, quoting=quoting, strict=quoting != csv.QUOTE_NONE
+            )
             header = _table_header(reader, lines, columns, delimiter)
             while (row := _next_row(reader, lines, path)) is not None:
                 found = sum(row[c] is not None for c in header) + len(row.get(None, []))
@@ -260,12 +263,15 @@ def _table_header(reader: csv.DictReader, lines: _RowLines, columns: list[str], 
         raise DataFormatError(f"{path}: no header row (the file holds only blank lines); expected {lines.expected}")
     twice = sorted({name for name in header if header.count(name) > 1})
     if twice:
-        raise DataFormatError(f"{path}:{lines.first}: the header names column(s) {twice} more than once; expected "
-                              "each column once")  # fmt: skip
+        raise DataFormatError(
+            f"{path}:{lines.first}: the header names column(s) {twice} more than once; expected each column once"
+        )
     missing = [c for c in columns if c not in header]
     if missing:
-        raise DataFormatError(f"{path}:{lines.first}: missing column(s) {missing}; the header has {header}"
-                              f"{_delimiter_hint(header, delimiter)}")  # fmt: skip
+        raise DataFormatError(
+            f"{path}:{lines.first}: missing column(s) {missing}; the header has {header}"
+            f"{_delimiter_hint(header, delimiter)}"
+        )
     return header
 
 

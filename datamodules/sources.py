@@ -144,8 +144,10 @@ class FileOrHubDataModule(LabelDataModule):
         folder = resolve_path(self.data_dir)
         if not folder.is_dir():
             names = ", ".join(name for name in self.files.values() if name)
-            raise NotADirectoryError(f"data_dir {folder}: is a file, not a folder; expected the folder holding "
-                                     f"{type(self).__name__}'s files{f' ({names})' if names else ''}")  # fmt: skip
+            raise NotADirectoryError(
+                f"data_dir {folder}: is a file, not a folder; expected the folder holding "
+                f"{type(self).__name__}'s files{f' ({names})' if names else ''}"
+            )
         return folder
 
     @cached_property
@@ -156,7 +158,15 @@ class FileOrHubDataModule(LabelDataModule):
         full = self._source_split("train")
         parts = full.train_test_split(test_size=self.validation_fraction, seed=self.validation_seed)
         part = parts["train"] if split == "train" else parts["test"]
-        log.info("%s/%s: %d examples (%s %d of the %d training examples, validation_fraction=%g, validation_seed=%d)",
-                 self.name, split, len(part), "keeps" if split == "train" else "holds out", len(part), len(full),
-                 self.validation_fraction, self.validation_seed)  # fmt: skip
+        log.info(
+            "%s/%s: %d examples (%s %d of the %d training examples, validation_fraction=%g, validation_seed=%d)",
+            self.name,
+            split,
+            len(part),
+            "keeps" if split == "train" else "holds out",
+            len(part),
+            len(full),
+            self.validation_fraction,
+            self.validation_seed,
+        )
         return part

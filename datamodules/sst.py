@@ -39,9 +39,12 @@ class SST2(TextTableDataModule):
     text_columns = ["sentence"]
 
     def __init__(
-        self, data_dir: str | None = None, hub_name: str = "stanfordnlp/sst2", hub_config: str | None = None,
+        self,
+        data_dir: str | None = None,
+        hub_name: str = "stanfordnlp/sst2",
+        hub_config: str | None = None,
         **kwargs: Any,
-    ) -> None:  # fmt: skip
+    ) -> None:
         super().__init__(data_dir=data_dir, hub_name=hub_name, hub_config=hub_config, **kwargs)
 
 
@@ -77,8 +80,14 @@ class SST5(FileOrHubDataModule):
     @override
     def read_local(self, split: Split, folder: Path) -> datasets.Dataset:
         """`train.txt`, `dev.txt` or `test.txt`."""
-        return cached_dataset(tree_examples, [self.split_file(folder, split)], TEXT_FEATURES, self.cache_dir,
-                              label_names=self.label_names, encoding=self.encoding)  # fmt: skip
+        return cached_dataset(
+            tree_examples,
+            [self.split_file(folder, split)],
+            TEXT_FEATURES,
+            self.cache_dir,
+            label_names=self.label_names,
+            encoding=self.encoding,
+        )
 
     @override
     def from_hub(self, dataset: datasets.Dataset, split: Split, where: str) -> datasets.Dataset:

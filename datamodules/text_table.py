@@ -75,17 +75,27 @@ class TextTableDataModule(FileOrHubDataModule):
         """Examples of table files, read with this module's columns and labels unless `options` say otherwise
         (the `table_examples` arguments); parsed once, then cached."""
         settings = {
-            "file_format": self.file_format or table_format(paths[0]), "text_columns": self.text_columns,
-            "label_column": self.label_column, "label_names": self.label_names, "joiner": self.joiner,
-            "fieldnames": self.fieldnames, "label_map": self.label_map, "encoding": self.encoding, **options,
-        }  # fmt: skip
+            "file_format": self.file_format or table_format(paths[0]),
+            "text_columns": self.text_columns,
+            "label_column": self.label_column,
+            "label_names": self.label_names,
+            "joiner": self.joiner,
+            "fieldnames": self.fieldnames,
+            "label_map": self.label_map,
+            "encoding": self.encoding,
+            **options,
+        }
         return cached_dataset(table_examples, paths, TEXT_FEATURES, self.cache_dir, **settings)
 
     @override
     def from_hub(self, dataset: datasets.Dataset, split: Split, where: str) -> datasets.Dataset:
         """A hub split's text and label columns."""
         return text_examples_from_hub(
-            dataset, text_columns=self.hub_text_columns or self.text_columns,
-            label_column=self.hub_label_column or self.label_column, label_names=self.label_names, where=where,
-            hub_label_names=self.hub_label_names, label_map=self.label_map,
-        )  # fmt: skip
+            dataset,
+            text_columns=self.hub_text_columns or self.text_columns,
+            label_column=self.hub_label_column or self.label_column,
+            label_names=self.label_names,
+            where=where,
+            hub_label_names=self.hub_label_names,
+            label_map=self.label_map,
+        )

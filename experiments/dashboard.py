@@ -75,7 +75,7 @@ def score_panels() -> list[Any]:
     return [
         wr.BarPlot(
             title=f"{key} (mean, stderr over seeds)", metrics=[key], groupby_aggfunc="mean", groupby_rangefunc="stderr"
-        )  # fmt: skip
+        )
         for key in (TEST, BEST)
     ]
 
@@ -83,9 +83,12 @@ def score_panels() -> list[Any]:
 def workspace(project: str, entity: str, suite: str | None) -> ws.Workspace:
     """The W&B workspace: curves, scores and the pooling ablation, runs grouped by dataset > method > backbone."""
     pooling = wr.BarPlot(
-        title=f"pooling ablation: {TEST} by run.pooling", metrics=[TEST], groupby=wr.Config("run.pooling"),
-        groupby_aggfunc="mean", groupby_rangefunc="stderr",
-    )  # fmt: skip
+        title=f"pooling ablation: {TEST} by run.pooling",
+        metrics=[TEST],
+        groupby=wr.Config("run.pooling"),
+        groupby_aggfunc="mean",
+        groupby_rangefunc="stderr",
+    )
     return ws.Workspace(
         entity=entity,
         project=project,
@@ -95,7 +98,7 @@ def workspace(project: str, entity: str, suite: str | None) -> ws.Workspace:
                 name="Curves (dataset > method > backbone; mean, stderr over seeds)",
                 panels=curve_panels(),
                 is_open=True,
-            ),  # fmt: skip
+            ),
             ws.Section(name="Test and best validation scores", panels=score_panels(), is_open=True),
             ws.Section(name="Pooling ablation (paper Table 5)", panels=[pooling], is_open=True),
         ],
@@ -120,9 +123,13 @@ def paper_table(numbers: dict[str, dict[str, Any]], datasets: list[str], table: 
 def grid(project: str, entity: str, name: str, filters: str, groupby: list[str], panels: list[Any]) -> wr.PanelGrid:
     """A report panel grid over one run set (`groupby`: config keys, outermost first)."""
     runset = wr.Runset(
-        entity=entity, project=project, name=name, filters=filters, groupby=[f"config.{k}" for k in groupby],
+        entity=entity,
+        project=project,
+        name=name,
+        filters=filters,
+        groupby=[f"config.{k}" for k in groupby],
         pinned_columns=list(COLUMNS),
-    )  # fmt: skip
+    )
     return wr.PanelGrid(runsets=[runset], panels=panels)
 
 

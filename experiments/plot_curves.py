@@ -91,8 +91,11 @@ def smooth(values: pd.Series, weight: float) -> pd.Series:
     return values.ewm(alpha=1 - weight).mean() if weight > 0 else values
 
 
-Y_LABELS = {"train/loss": "training loss (cross-entropy)", "val/loss": "validation loss (cross-entropy)",
-            "val/score": "validation score (accuracy or entity F1)"}  # fmt: skip
+Y_LABELS = {
+    "train/loss": "training loss (cross-entropy)",
+    "val/loss": "validation loss (cross-entropy)",
+    "val/score": "validation score (accuracy or entity F1)",
+}
 
 
 def seed_groups(curves: dict[str, pd.DataFrame]) -> dict[str, list[pd.DataFrame]]:
@@ -132,8 +135,13 @@ def plot(curves: dict[str, pd.DataFrame], out: str | os.PathLike, title: str = "
             if values is None:
                 continue
             seeds = f" ({len(frames)} seeds)" if len(frames) > 1 else ""
-            (line,) = ax.plot(values.index, values["mean"], label=label + seeds,
-                              marker=None if column == "train/loss" else "o", markersize=3)  # fmt: skip
+            (line,) = ax.plot(
+                values.index,
+                values["mean"],
+                label=label + seeds,
+                marker=None if column == "train/loss" else "o",
+                markersize=3,
+            )
             if len(frames) > 1:
                 ax.fill_between(values.index, values["low"], values["high"], color=line.get_color(), alpha=0.2)
         ax.set_title(name + (f" (EMA {smoothing})" if column == "train/loss" and smoothing else ""))

@@ -237,25 +237,45 @@ def markdown(runs: pd.DataFrame, settings: pd.DataFrame | None = None, differenc
     if settings is not None and not settings.empty:
         header = ["setting", "model", "metric", "n", "mean ± std", "95% interval", "paper"]
         rows = [
-            [r["setting"], r["label"], r["metric"], r["n"], f"{_percent(r['mean'])} ± {_percent(r['std'])}",
-             _interval(r), _paper(r)]
+            [
+                r["setting"],
+                r["label"],
+                r["metric"],
+                r["n"],
+                f"{_percent(r['mean'])} ± {_percent(r['std'])}",
+                _interval(r),
+                _paper(r),
+            ]
             for r in settings.to_dict("records")
-        ]  # fmt: skip
+        ]
         lines += [*_table(header, rows), ""]
     if differences is not None and not differences.empty:
         header = ["comparison", "setting", "metric", "n seeds", "mean ± std (per seed)", "95% interval"]
         rows = [
-            [r["comparison"], r["setting"], r["metric"], r["n"], f"{_percent(r['mean'], True)} ± {_percent(r['std'])}",
-             _interval(r, signed=True)]
+            [
+                r["comparison"],
+                r["setting"],
+                r["metric"],
+                r["n"],
+                f"{_percent(r['mean'], True)} ± {_percent(r['std'])}",
+                _interval(r, signed=True),
+            ]
             for r in differences.to_dict("records")
-        ]  # fmt: skip
+        ]
         lines += [*_table(header, rows), ""]
     header = ["run", "model", "metric", "ours (test)", "paper", "best val", "fit min"]
     rows = [
-        [r["run"], r["label"], r["metric"], _percent(r["test_score"]), _paper(r), _percent(r.get("best_val")),
-         "" if _missing(r.get("fit_minutes")) else r["fit_minutes"]]  # no fit: a zero-shot run
+        [
+            r["run"],
+            r["label"],
+            r["metric"],
+            _percent(r["test_score"]),
+            _paper(r),
+            _percent(r.get("best_val")),
+            "" if _missing(r.get("fit_minutes")) else r["fit_minutes"],
+        ]  # no fit: a zero-shot run
         for r in runs.to_dict("records")
-    ]  # fmt: skip
+    ]
     lines += _table(header, rows)
     notes = [
         "",

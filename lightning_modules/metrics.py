@@ -128,8 +128,15 @@ class SeqevalMetrics(Metric):
         rows = []
         for example_id, pred, gold in zip(ids, pred_tags, gold_tags):
             pred_entities, gold_entities = set(get_entities(pred)), set(get_entities(gold))
-            rows.append({"example_id": example_id, "gold": len(gold_entities), "pred": len(pred_entities),
-                         "correct": len(gold_entities & pred_entities), "words": len(gold)})  # fmt: skip
+            rows.append(
+                {
+                    "example_id": example_id,
+                    "gold": len(gold_entities),
+                    "pred": len(pred_entities),
+                    "correct": len(gold_entities & pred_entities),
+                    "words": len(gold),
+                }
+            )
         return rows
 
     def sentences(self) -> tuple[list[list[str]], list[list[str]]]:

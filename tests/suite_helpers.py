@@ -61,17 +61,34 @@ def run_seeded_suite(folder: Path) -> Path:
     if (runs_dir / "results.csv").is_file():
         return runs_dir
     folder.mkdir(parents=True, exist_ok=True)
-    task = {"data": {"class_path": "datamodules.RightContextNER",
-                     "init_args": {"num_train": 64, "num_val": 16, "num_test": 40, "batch_size": 16}}}  # fmt: skip
+    task = {
+        "data": {
+            "class_path": "datamodules.RightContextNER",
+            "init_args": {"num_train": 64, "num_val": 16, "num_test": 40, "batch_size": 16},
+        }
+    }
     (folder / "task.yaml").write_text(yaml.safe_dump(task))
     configs = ["configs/backbone/tiny-llama.yaml"]
-    runs = [{"id": f"right_context-tiny-{m}", "configs": [*configs, f"configs/method/{m}.yaml"], "method": m}
-            for m in ("ls_llama", "ls_unllama")]  # fmt: skip
-    overrides = [f"--config={folder / 'task.yaml'}", "--trainer.accelerator=cpu", "--model.verify_mask=false",
-                 "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false"]  # fmt: skip
+    runs = [
+        {"id": f"right_context-tiny-{m}", "configs": [*configs, f"configs/method/{m}.yaml"], "method": m}
+        for m in ("ls_llama", "ls_unllama")
+    ]
+    overrides = [
+        f"--config={folder / 'task.yaml'}",
+        "--trainer.accelerator=cpu",
+        "--model.verify_mask=false",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.enable_model_summary=false",
+    ]
     fit = ["--trainer.max_epochs=1", "--trainer.log_every_n_steps=1"]
-    suite = {"name": "seeded", "base_configs": ["configs/trainer/default.yaml"], "seeds": [0, 1], "runs": runs,
-             "overrides": overrides, "fit_overrides": fit}  # fmt: skip
+    suite = {
+        "name": "seeded",
+        "base_configs": ["configs/trainer/default.yaml"],
+        "seeds": [0, 1],
+        "runs": runs,
+        "overrides": overrides,
+        "fit_overrides": fit,
+    }
     (folder / "suite.yaml").write_text(yaml.safe_dump(suite))
     outcome = run_suite(load_suite(folder / "suite.yaml", runs_dir), Options(wandb="off", in_process=True))
     assert not outcome["failed"], outcome["failed"]

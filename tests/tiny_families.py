@@ -27,7 +27,7 @@ FAMILIES: dict[str, dict] = {
             "query_pre_attn_scalar": 8,
             "layer_types": ["sliding_attention", "sliding_attention", "full_attention"],
         },
-    },  # fmt: skip
+    },
     "phi3": {  # fused qkv projection, sliding window 2047 in Phi-3-mini-4k
         "config": {"model_type": "phi3", **ATTENTION, "sliding_window": 2047},
         "lora": ["qkv_proj", "o_proj"],
@@ -50,7 +50,7 @@ FAMILIES: dict[str, dict] = {
         },
         "impls": ["eager"],
         "encoder": True,
-    },  # fmt: skip
+    },
 }
 DECODERS = [name for name, family in FAMILIES.items() if not family.get("encoder")]
 ENCODERS = [name for name, family in FAMILIES.items() if family.get("encoder")]
@@ -84,9 +84,17 @@ def module(family: str, mask=None, impl=None, layers: int = 3, finetuning: str =
 def family_of(source: str) -> str | None:
     """The test family of a configured hub name (None: LLaMA-2 / BERT / RoBERTa, handled by test_configs)."""
     source = source.lower()
-    for key, family in (("modernbert", "modernbert"), ("deberta", "deberta-v3"), ("qwen3", "qwen3"),
-                        ("qwen2", "qwen2"), ("gemma-2", "gemma2"), ("gemma-3", "gemma3"), ("phi-3", "phi3"),
-                        ("mistral", "mistral"), ("llama-3", "llama")):  # fmt: skip
+    for key, family in (
+        ("modernbert", "modernbert"),
+        ("deberta", "deberta-v3"),
+        ("qwen3", "qwen3"),
+        ("qwen2", "qwen2"),
+        ("gemma-2", "gemma2"),
+        ("gemma-3", "gemma3"),
+        ("phi-3", "phi3"),
+        ("mistral", "mistral"),
+        ("llama-3", "llama"),
+    ):
         if key in source:
             return family
     return None

@@ -174,16 +174,18 @@ def compare(args: argparse.Namespace, bare: dict, ours: dict) -> dict[str, float
     for prefix, clock in (("", 0), ("cpu_", 1)):
         bare_steps = step_times(bare["ends"], args.warmup_steps, clock)
         ours_steps = step_times(ours["ends"], args.warmup_steps, clock)
-        result.update({
-            f"{prefix}bare_s_per_step": sum(bare_steps) / len(bare_steps),
-            f"{prefix}lightning_s_per_step": sum(ours_steps) / len(ours_steps),
-            f"{prefix}steady_overhead": sum(ours_steps) / sum(bare_steps) - 1,
-            f"{prefix}overhead_s_per_step": (sum(ours_steps) - sum(bare_steps)) / len(bare_steps),
-            f"{prefix}per_step_overhead_median": common.median([o / b for o, b in zip(ours_steps, bare_steps)]) - 1,
-            f"{prefix}bare_total_s": bare["total"][clock],
-            f"{prefix}lightning_total_s": ours["total"][clock],
-            f"{prefix}total_overhead": ours["total"][clock] / bare["total"][clock] - 1,
-        })  # fmt: skip
+        result.update(
+            {
+                f"{prefix}bare_s_per_step": sum(bare_steps) / len(bare_steps),
+                f"{prefix}lightning_s_per_step": sum(ours_steps) / len(ours_steps),
+                f"{prefix}steady_overhead": sum(ours_steps) / sum(bare_steps) - 1,
+                f"{prefix}overhead_s_per_step": (sum(ours_steps) - sum(bare_steps)) / len(bare_steps),
+                f"{prefix}per_step_overhead_median": common.median([o / b for o, b in zip(ours_steps, bare_steps)]) - 1,
+                f"{prefix}bare_total_s": bare["total"][clock],
+                f"{prefix}lightning_total_s": ours["total"][clock],
+                f"{prefix}total_overhead": ours["total"][clock] / bare["total"][clock] - 1,
+            }
+        )
     result.update(bare_final_loss=bare["final_loss"], lightning_final_loss=ours["final_loss"])
     return result
 

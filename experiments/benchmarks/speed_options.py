@@ -172,9 +172,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     peak = matmul_peak(args.matmul_size)
     print(f"fp32 matmul peak on {args.threads} thread(s): {peak[0] / 1e9:.1f} GFLOP/s wall, {peak[1] / 1e9:.1f} CPU")
     rows = [row for name in args.models for seq in args.seq_lens for row in measure(args, name, seq, peak)]
-    columns = ["model", "seq_len", "batch", "variant", "s_per_step", "cpu_s_per_step", "speedup_vs_eager",
-               "cpu_speedup_vs_eager", "compile_s", "tokens_per_s", "gflops_per_s", "mfu", "cpu_mfu", "peak_memory_mib",
-               "above_static_mib"]  # fmt: skip
+    columns = [
+        "model",
+        "seq_len",
+        "batch",
+        "variant",
+        "s_per_step",
+        "cpu_s_per_step",
+        "speedup_vs_eager",
+        "cpu_speedup_vs_eager",
+        "compile_s",
+        "tokens_per_s",
+        "gflops_per_s",
+        "mfu",
+        "cpu_mfu",
+        "peak_memory_mib",
+        "above_static_mib",
+    ]
     common.print_table(f"speed options, {args.threads} torch thread(s), LoRA r=12 q/v, fp32", rows, columns)
     result = {"args": vars(args), "machine": common.machine(), "peak_gflops": peak[0] / 1e9, "rows": rows}
     result["cpu_peak_gflops"] = peak[1] / 1e9

@@ -222,8 +222,14 @@ class MaskedTextEncoder:
         mask_id = self.resolve(data.tokenizer)
         clashes = sum(ids.count(mask_id) for ids in enc["input_ids"])
         if clashes:
-            log.warning("%s/%s: the MNTP mask token (id %d) occurs %d times in the text itself (set model.mask_token "
-                        "to an unused token)", data.name, split, mask_id, clashes)  # fmt: skip
+            log.warning(
+                "%s/%s: the MNTP mask token (id %d) occurs %d times in the text itself (set model.mask_token "
+                "to an unused token)",
+                data.name,
+                split,
+                mask_id,
+                clashes,
+            )
         return {
             "input_ids": enc["input_ids"],
             "special_tokens_mask": enc["special_tokens_mask"],
@@ -242,8 +248,15 @@ class MaskedTextEncoder:
         fixed = torch.tensor([bool(f["fixed_masks"]) for f in features])
         draws = mask_draws(tuple(ids.shape), example_ids, fixed)  # (3, B, T)
         chosen = choose_masked(maskable_positions(attention_mask, special), self.probability, draws[0])
-        masked, labels = mask_tokens(ids, chosen, self.resolve(data.tokenizer), draws[1:], self.random_fraction,
-                                     self.keep_fraction, len(data.tokenizer))  # fmt: skip
+        masked, labels = mask_tokens(
+            ids,
+            chosen,
+            self.resolve(data.tokenizer),
+            draws[1:],
+            self.random_fraction,
+            self.keep_fraction,
+            len(data.tokenizer),
+        )
         return {"input_ids": masked, "attention_mask": attention_mask, "labels": labels, "example_ids": example_ids}
 
 

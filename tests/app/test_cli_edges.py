@@ -111,8 +111,13 @@ def test_the_evaluation_loss_of_a_token_task_is_the_mean_over_labelled_tokens():
 
 def test_a_run_prints_no_library_noise(tmp_path):
     stack = ["--config=configs/trainer/default.yaml", *quick("right_context", "ls_unllama")]
-    out = cli("fit", *stack, "--config=configs/debug/smoke.yaml", f"--trainer.default_root_dir={tmp_path}",
-              env={"WANDB_MODE": "offline"})  # fmt: skip
+    out = cli(
+        "fit",
+        *stack,
+        "--config=configs/debug/smoke.yaml",
+        f"--trainer.default_root_dir={tmp_path}",
+        env={"WANDB_MODE": "offline"},
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     noise = ["💡 Tip", "anonymous setting has no effect", "git root", "LeafSpec", "UndefinedMetricWarning"]
     assert [n for n in noise if n in out.stderr + out.stdout] == []

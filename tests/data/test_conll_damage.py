@@ -26,14 +26,20 @@ def test_the_ontonotes_default_tab_and_no_separator_are_unchanged(ner):
 
 @pytest.mark.parametrize("given", ["||", "\\t\\t", "", "\\q"])
 def test_a_separator_that_is_not_one_character_is_refused(given):
-    with pytest.raises(ValueError, match=r"data.init_args.separator: .* is not one character; expected one character "
-                                         r"\(a tab: '\\t'\), or null to split at any run of whitespace"):  # fmt: skip
+    with pytest.raises(
+        ValueError,
+        match=r"data.init_args.separator: .* is not one character; expected one character "
+        r"\(a tab: '\\t'\), or null to split at any run of whitespace",
+    ):
         dm.ConllNER(data_dir=".", tokenizer="x", label_names=["O"], separator=given)
 
 
 def test_a_line_without_its_tag_column_is_named(ner):
-    with pytest.raises(DataFormatError, match=r"train.txt:4: expected 2 columns \(as on the file's first line\), "
-                                              r"found 1: 'Paris'$"):  # fmt: skip
+    with pytest.raises(
+        DataFormatError,
+        match=r"train.txt:4: expected 2 columns \(as on the file's first line\), "
+        r"found 1: 'Paris'$",
+    ):
         ner("train.txt", "John B-PER\nlives O\n\nParis\n").load_split("test")
 
 

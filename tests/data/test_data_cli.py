@@ -32,17 +32,31 @@ def test_data_configs_build_their_data_module(config):
 
 
 def cli(subcommand, config, tmp_path, tokenizer, cache, *extra):
-    return main([
-        subcommand, "--config", str(ROOT / "configs" / "data" / config),
-        f"--model.backbone_config={json.dumps(TINY_LLAMA)}",
-        f"--data.init_args.tokenizer={tokenizer}", f"--data.init_args.cache_dir={cache}",
-        "--data.init_args.max_train_examples=8", "--data.init_args.max_eval_examples=16",  # one epoch = 2 steps
-        "--data.init_args.batch_size=4", "--data.init_args.max_length=48",
-        "--trainer.max_steps=2", "--trainer.limit_val_batches=2", "--trainer.limit_test_batches=2",
-        "--trainer.num_sanity_val_steps=0", "--trainer.logger=false", "--trainer.enable_checkpointing=false",
-        "--trainer.accelerator=cpu", "--trainer.enable_progress_bar=false", "--trainer.enable_model_summary=false",
-        f"--trainer.default_root_dir={tmp_path}", *extra,
-    ])  # fmt: skip
+    return main(
+        [
+            subcommand,
+            "--config",
+            str(ROOT / "configs" / "data" / config),
+            f"--model.backbone_config={json.dumps(TINY_LLAMA)}",
+            f"--data.init_args.tokenizer={tokenizer}",
+            f"--data.init_args.cache_dir={cache}",
+            "--data.init_args.max_train_examples=8",
+            "--data.init_args.max_eval_examples=16",  # one epoch = 2 steps
+            "--data.init_args.batch_size=4",
+            "--data.init_args.max_length=48",
+            "--trainer.max_steps=2",
+            "--trainer.limit_val_batches=2",
+            "--trainer.limit_test_batches=2",
+            "--trainer.num_sanity_val_steps=0",
+            "--trainer.logger=false",
+            "--trainer.enable_checkpointing=false",
+            "--trainer.accelerator=cpu",
+            "--trainer.enable_progress_bar=false",
+            "--trainer.enable_model_summary=false",
+            f"--trainer.default_root_dir={tmp_path}",
+            *extra,
+        ]
+    )
 
 
 SHARED_RUNS = [
@@ -55,8 +69,9 @@ SHARED_RUNS = [
 
 
 @pytest.mark.parametrize(("config", "folder", "task", "num_labels"), SHARED_RUNS, ids=[r[1] for r in SHARED_RUNS])
-def test_fit_a_few_steps_on_each_shared_dataset(config, folder, task, num_labels, tmp_path, llama2_tokenizer,
-                                                data_cache):  # fmt: skip
+def test_fit_a_few_steps_on_each_shared_dataset(
+    config, folder, task, num_labels, tmp_path, llama2_tokenizer, data_cache
+):
     if not (SHARED_DATA / folder).exists():
         pytest.skip(f"{SHARED_DATA / folder} is absent")
     run = cli("fit", config, tmp_path, llama2_tokenizer, data_cache)
@@ -83,8 +98,15 @@ def test_data_help_documents_the_base_arguments(capsys):
         main(["fit", "--data.help", "OntoNotes5"])
     assert exit_.value.code == 0
     out = capsys.readouterr().out
-    for argument in ("--data.lsllama_official", "--data.separator", "--data.cache_dir", "--data.tokenizer",
-                     "--data.max_length", "--data.batch_size", "--data.max_train_examples"):  # fmt: skip
+    for argument in (
+        "--data.lsllama_official",
+        "--data.separator",
+        "--data.cache_dir",
+        "--data.tokenizer",
+        "--data.max_length",
+        "--data.batch_size",
+        "--data.max_train_examples",
+    ):
         assert argument in out
     assert "first-token-only" in out  # docstrings become --help
 

@@ -51,8 +51,13 @@ def test_conll_iob1_input_is_converted_to_iob2(tmp_path, cache):
     text = "New I-LOC\nYork I-LOC\nand O\nJohn I-PER\nSmith I-PER\nMary B-PER\n"
     data = conll(tmp_path, cache, text, scheme="iob1")
     assert [NER_TAGS[t] for t in data._source_split("train")[0]["tags"]] == [
-        "B-LOC", "I-LOC", "O", "B-PER", "I-PER", "B-PER",
-    ]  # fmt: skip
+        "B-LOC",
+        "I-LOC",
+        "O",
+        "B-PER",
+        "I-PER",
+        "B-PER",
+    ]
     assert iob1_to_iob2(["I-PER", "I-LOC", "B-LOC", "I-LOC"]) == ["B-PER", "B-LOC", "B-LOC", "I-LOC"]
 
 
@@ -110,8 +115,9 @@ def test_csv_tsv_jsonl_labels_by_name_or_id(tmp_path, cache):
     tsv = texts(tmp_path, cache, "a.tsv", 'sentence\tlabel\n"quoted" stays \t1\n', text_column="sentence")
     assert tsv._source_split("train")[:] == {"text": ['"quoted" stays'], "label": [1]}
     lines = [{"title": "Great", "body": "works", "y": "positive"}, {"title": "", "body": "broke", "y": 0}]
-    jsonl = texts(tmp_path, cache, "a.jsonl", "\n".join(map(json.dumps, lines)), text_column=["title", "body"],
-                  label_column="y")  # fmt: skip
+    jsonl = texts(
+        tmp_path, cache, "a.jsonl", "\n".join(map(json.dumps, lines)), text_column=["title", "body"], label_column="y"
+    )
     assert jsonl._source_split("train")[:] == {"text": ["Great\nworks", "broke"], "label": [1, 0]}
 
 
@@ -126,8 +132,10 @@ def test_empty_text_names_file_and_line(tmp_path, cache):
         data.load_split("test")
 
 
-@pytest.mark.parametrize(("label", "message"), [("7", r"label 7 is outside label_names \(ids 0..1"),
-                                                ("neutral", r"label 'neutral' is not one of label_names")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("label", "message"),
+    [("7", r"label 7 is outside label_names \(ids 0..1"), ("neutral", r"label 'neutral' is not one of label_names")],
+)
 def test_label_outside_label_names_names_file_and_line(tmp_path, cache, label, message):
     data = texts(tmp_path, cache, "a.csv", f"text,label\ngood,1\nmeh,{label}\n")
     with pytest.raises(DataFormatError, match=rf"a.csv:3: {message}"):
@@ -167,8 +175,9 @@ def test_agnews_csv_layout_and_mismatched_line_files(tmp_path, cache):
     data = dm.AGNews(data_dir=str(tmp_path), tokenizer="unused", cache_dir=cache)
     test = data.load_split("test")
     assert column(test, "label") == [2, 1] and column(test, "text") == [
-        'Wall St. Bears Short-sellers are "seeing green"', "Cup won",
-    ]  # fmt: skip
+        'Wall St. Bears Short-sellers are "seeing green"',
+        "Cup won",
+    ]
     os.remove(tmp_path / "test.csv")
     write(tmp_path / "test_texts.txt", "a\r\nb\r\n")
     write(tmp_path / "test_labels.txt", "Sports\r\n")
@@ -203,22 +212,40 @@ LATIN1 = "caf\u00e9 cr\u00e8me"  # 0xe9 and 0xe8 in latin-1, neither valid utf-8
 @pytest.mark.parametrize(
     ("build", "name", "text", "line", "column"),
     [
-        (lambda d, c, **kw: dm.SST2(data_dir=d, cache_dir=c, **kw), "dev.tsv",
-         f"sentence\tlabel\nfine\t1\n{LATIN1}\t0\n", 3, 4),
-        (lambda d, c, **kw: dm.TwitterFin(data_dir=d, cache_dir=c, **kw), "sent_valid.csv",
-         f'text,label\n"{LATIN1}",2\n', 2, 5),
-        (lambda d, c, **kw: dm.ConllNER(data_dir=d, cache_dir=c, label_names=NER_TAGS, test_file="x.txt", **kw),
-         "x.txt", f"John B-PER\n\n{LATIN1[:4]} O\n", 3, 4),
+        (
+            lambda d, c, **kw: dm.SST2(data_dir=d, cache_dir=c, **kw),
+            "dev.tsv",
+            f"sentence\tlabel\nfine\t1\n{LATIN1}\t0\n",
+            3,
+            4,
+        ),
+        (
+            lambda d, c, **kw: dm.TwitterFin(data_dir=d, cache_dir=c, **kw),
+            "sent_valid.csv",
+            f'text,label\n"{LATIN1}",2\n',
+            2,
+            5,
+        ),
+        (
+            lambda d, c, **kw: dm.ConllNER(data_dir=d, cache_dir=c, label_names=NER_TAGS, test_file="x.txt", **kw),
+            "x.txt",
+            f"John B-PER\n\n{LATIN1[:4]} O\n",
+            3,
+            4,
+        ),
         (lambda d, c, **kw: dm.SST5(data_dir=d, cache_dir=c, **kw), "test.txt", f"(3 (2 {LATIN1[:4]}))\n", 1, 10),
     ],
     ids=["sst2-tsv", "twitter-csv", "conll", "sst5-trees"],
-)  # fmt: skip
-def test_a_latin1_file_names_file_line_and_byte_and_reads_with_encoding(tmp_path, cache, build, name, text, line,
-                                                                        column):  # fmt: skip
+)
+def test_a_latin1_file_names_file_line_and_byte_and_reads_with_encoding(
+    tmp_path, cache, build, name, text, line, column
+):
     (tmp_path / name).write_bytes(text.encode("latin-1"))
     data = build(str(tmp_path), cache, tokenizer="unused")
-    message = (rf"{re.escape(str(tmp_path / name))}:{line}: byte 0xe9 at column {column} is not valid utf-8 "
-               r"\(invalid continuation byte\); .* set data.init_args.encoding \(e.g. latin-1")  # fmt: skip
+    message = (
+        rf"{re.escape(str(tmp_path / name))}:{line}: byte 0xe9 at column {column} is not valid utf-8 "
+        r"\(invalid continuation byte\); .* set data.init_args.encoding \(e.g. latin-1"
+    )
     with pytest.raises(DataFormatError, match=message):
         data.load_split("test")
     decoded = build(str(tmp_path), cache, tokenizer="unused", encoding="latin-1").load_split("test")
@@ -244,13 +271,17 @@ def test_utf8_byte_order_mark_is_dropped_and_unknown_encodings_are_named(tmp_pat
 @pytest.mark.parametrize(
     ("content", "message"),
     [  # the quote on line 3 never closes: the csv module reads on to the end of the file
-        ('text,label\ngood,1\n"broken,0\nfine,1\nok,0\n',
-         r"a.csv:3: a quoted field opens on this line and runs on to line 5 \(unexpected end of data\)"),
+        (
+            'text,label\ngood,1\n"broken,0\nfine,1\nok,0\n',
+            r"a.csv:3: a quoted field opens on this line and runs on to line 5 \(unexpected end of data\)",
+        ),
         # the quote on line 2 is closed by the opening quote of line 4: without strict reading, one silent row
-        ('text,label\n"good,1\nfine,0\n"bad",1\n',
-         r"a.csv:2: a quoted field opens on this line and runs on to line 4 \(',' expected after '\"'\)"),
+        (
+            'text,label\n"good,1\nfine,0\n"bad",1\n',
+            r"a.csv:2: a quoted field opens on this line and runs on to line 4 \(',' expected after '\"'\)",
+        ),
     ],
-)  # fmt: skip
+)
 def test_an_unclosed_csv_quote_is_blamed_on_the_line_where_it_opens(tmp_path, cache, content, message):
     with pytest.raises(DataFormatError, match=message):
         texts(tmp_path, cache, "a.csv", content).load_split("test")
@@ -286,9 +317,19 @@ def test_bio_data_that_starts_entities_with_inside_tags_is_counted_in_a_warning(
 
 # ------------------------------------------------------------------------------------ split options, cache keys
 @pytest.mark.parametrize(
-    "cls", [dm.SST2, dm.SST5, dm.TwitterFin, dm.AGNews, dm.AmazonReviews, dm.TextClassificationFiles, dm.ConllNER,
-            dm.CoNLL2003, dm.OntoNotes5],
-)  # fmt: skip
+    "cls",
+    [
+        dm.SST2,
+        dm.SST5,
+        dm.TwitterFin,
+        dm.AGNews,
+        dm.AmazonReviews,
+        dm.TextClassificationFiles,
+        dm.ConllNER,
+        dm.CoNLL2003,
+        dm.OntoNotes5,
+    ],
+)
 def test_every_file_or_hub_dataset_takes_the_split_and_encoding_options(cls):
     kwargs = {"label_names": ["O", "B-X", "I-X"]} if cls in (dm.ConllNER, dm.TextClassificationFiles) else {}
     data = cls(data_dir=".", tokenizer="x", validation_fraction=0.2, validation_seed=7, encoding="cp1252", **kwargs)
@@ -299,8 +340,12 @@ def test_every_file_or_hub_dataset_takes_the_split_and_encoding_options(cls):
 
 def test_the_held_out_validation_follows_validation_fraction_and_seed(tmp_path, cache):
     write(tmp_path / "sent_train.csv", "text,label\n" + "".join(f"tweet {i},{i % 3}\n" for i in range(50)))
-    split = lambda **kw: column(dm.TwitterFin(data_dir=str(tmp_path), tokenizer="x", cache_dir=cache, **kw)  # noqa: E731
-                                .load_split("validation"), "text")  # fmt: skip
+
+    def split(**kw):
+        return column(
+            dm.TwitterFin(data_dir=str(tmp_path), tokenizer="x", cache_dir=cache, **kw).load_split("validation"), "text"
+        )
+
     assert len(split()) == 3 and len(split(validation_fraction=0.2)) == 10
     assert split(validation_seed=1) != split() == split(validation_seed=0)
 

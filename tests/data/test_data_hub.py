@@ -42,11 +42,13 @@ def text_split(n: int, labels: list, text: str = "sentence", label_feature=None,
 
 def test_sst2_hub_layout_tests_on_validation_and_holds_out_train(hub):
     names = ClassLabel(names=["negative", "positive"])
-    hub[("stanfordnlp/sst2", None)] = DatasetDict({
-        "train": text_split(40, [i % 2 for i in range(40)], label_feature=names),
-        "validation": text_split(6, [1, 1, 1, 0, 0, 0], label_feature=names, offset=100),
-        "test": text_split(3, [-1, -1, -1], offset=200),  # GLUE's test labels are hidden: never used
-    })  # fmt: skip
+    hub[("stanfordnlp/sst2", None)] = DatasetDict(
+        {
+            "train": text_split(40, [i % 2 for i in range(40)], label_feature=names),
+            "validation": text_split(6, [1, 1, 1, 0, 0, 0], label_feature=names, offset=100),
+            "test": text_split(3, [-1, -1, -1], offset=200),  # GLUE's test labels are hidden: never used
+        }
+    )
     data = dm.SST2(tokenizer="unused", validation_fraction=0.1)
     train, validation, test = (data.load_split(s) for s in ("train", "validation", "test"))
     assert column(test, "text") == [f"text {100 + i}" for i in range(6)] and column(test, "label") == [1, 1, 1, 0, 0, 0]
@@ -78,10 +80,12 @@ def test_sst5_setfit_and_twitter_fin_integer_labels(hub):
         {s: text_split(5, list(range(5)), text="text") for s in ("train", "validation", "test")}
     )
     assert column(dm.SST5(tokenizer="unused").load_split("validation"), "label") == [0, 1, 2, 3, 4]
-    hub[("zeroshot/twitter-financial-news-sentiment", None)] = DatasetDict({
-        "train": text_split(20, [i % 3 for i in range(20)], text="text"),
-        "validation": text_split(3, [2, 0, 3], text="text"),
-    })  # fmt: skip
+    hub[("zeroshot/twitter-financial-news-sentiment", None)] = DatasetDict(
+        {
+            "train": text_split(20, [i % 3 for i in range(20)], text="text"),
+            "validation": text_split(3, [2, 0, 3], text="text"),
+        }
+    )
     data = dm.TwitterFin(tokenizer="unused")
     assert len(data.load_split("train")) + len(data.load_split("validation")) == 20
     with pytest.raises(
@@ -148,9 +152,14 @@ def test_generic_conll_hub_with_string_iob1_tags_and_no_validation(hub):
     rows = {"words": [["New", "York", "is", "big"]] * 20, "labels": [["I-LOC", "I-LOC", "O", "O"]] * 20}
     hub[("me/ner", None)] = DatasetDict({"train": Dataset.from_dict(rows), "test": Dataset.from_dict(rows)})
     data = dm.ConllNER(
-        tokenizer="unused", hub_name="me/ner", label_names=["O", "B-LOC", "I-LOC"], tokens_column="words",
-        tags_column="labels", scheme="iob1", hub_splits={"train": "train", "validation": None, "test": "test"},
-    )  # fmt: skip
+        tokenizer="unused",
+        hub_name="me/ner",
+        label_names=["O", "B-LOC", "I-LOC"],
+        tokens_column="words",
+        tags_column="labels",
+        scheme="iob1",
+        hub_splits={"train": "train", "validation": None, "test": "test"},
+    )
     assert data.load_split("test")[0]["tags"] == [1, 2, 0, 0]
     assert (len(data.load_split("train")), len(data.load_split("validation"))) == (19, 1)
 
@@ -162,8 +171,13 @@ def test_hub_errors_name_split_row_and_column(hub):
     no_names = dm.ConllNER(tokenizer="x", hub_name="me/ints", label_names=["O", "B-X", "I-X"], tags_column="tags")
     with pytest.raises(DataFormatError, match=r"me/ints/test row 0: tags\[0\] = 0 has no name"):
         no_names.load_split("test")
-    unknown = dm.ConllNER(tokenizer="x", hub_name="me/ints", label_names=["O", "B-X", "I-X"], tags_column="tags",
-                          hub_label_names=["O", "B-Y"])  # fmt: skip
+    unknown = dm.ConllNER(
+        tokenizer="x",
+        hub_name="me/ints",
+        label_names=["O", "B-X", "I-X"],
+        tags_column="tags",
+        hub_label_names=["O", "B-Y"],
+    )
     with pytest.raises(DataFormatError, match=r"me/ints/test row 1, tags\[0\]: tag 'B-Y' is not one of label_names"):
         unknown.load_split("test")
     with pytest.raises(DataFormatError, match=r"me/ints/test: missing column\(s\) \['ner_tags'\]; the dataset has"):
@@ -181,8 +195,10 @@ def test_unavailable_hub_dataset_points_at_local_files(hub):
 
 
 def test_hub_iob1_tags_read_as_bio_are_counted_in_a_warning(hub, caplog):
-    rows = {"tokens": [["New", "York"], ["in", "Paris"], ["Rome"]],
-            "ner_tags": [["I-LOC", "I-LOC"], ["O", "B-LOC"], ["I-LOC"]]}  # fmt: skip
+    rows = {
+        "tokens": [["New", "York"], ["in", "Paris"], ["Rome"]],
+        "ner_tags": [["I-LOC", "I-LOC"], ["O", "B-LOC"], ["I-LOC"]],
+    }
     hub[("me/iob1", None)] = DatasetDict({"test": Dataset.from_dict(rows)})
     data = dm.ConllNER(tokenizer="x", hub_name="me/iob1", label_names=["O", "B-LOC", "I-LOC"])
     with caplog.at_level(logging.WARNING, logger="datamodules.conll"):

@@ -66,12 +66,16 @@ def test_resumes_mid_epoch_where_the_library_has_no_state(lengths):
 
 
 def test_processes_share_whole_batches_and_the_rest_is_counted_where_the_library_repeats_examples(lengths):
-    theirs = [i for r in range(4) for i in DistributedLengthGroupedSampler(BATCH, lengths=lengths, num_replicas=4,
-                                                                           rank=r, seed=3)]  # fmt: skip
+    theirs = [
+        i
+        for r in range(4)
+        for i in DistributedLengthGroupedSampler(BATCH, lengths=lengths, num_replicas=4, rank=r, seed=3)
+    ]
     assert len(theirs) - len(set(theirs)) == 1  # 4,003 examples padded to 4,004 by repeating one
     for replicas in (3, 4):  # 501 batches: 3 processes get 167 each; 4 get 125 and one batch is left out
-        shards = [LengthGroupedBatchSampler(lengths, BATCH, seed=3, num_replicas=replicas, rank=r)
-                  for r in range(replicas)]  # fmt: skip
+        shards = [
+            LengthGroupedBatchSampler(lengths, BATCH, seed=3, num_replicas=replicas, rank=r) for r in range(replicas)
+        ]
         seen = [i for shard in shards for batch in shard for i in batch]
         left_batches, left_examples = shards[0].left_out()
         assert len(seen) == len(set(seen)) == len(lengths) - left_examples

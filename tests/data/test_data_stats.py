@@ -33,8 +33,10 @@ def test_conll2003_sentences_and_entities(shared_data, data_cache, caplog):
     assert "looks like IOB1" not in caplog.text  # the files are BIO (IOB2), as read by default
     assert {s: len(d) for s, d in splits.items()} == {"train": 14041, "validation": 3250, "test": 3453}
     assert {s: entities(d, data.label_names) for s, d in splits.items()} == {
-        "train": 23499, "validation": 5942, "test": 5648,
-    }  # fmt: skip
+        "train": 23499,
+        "validation": 5942,
+        "test": 5648,
+    }
     assert sum(len(t) for t in column(splits["train"], "tokens")) == 203621  # -DOCSTART- lines dropped
     assert all(column(splits["test"], "tokens"))
 

@@ -89,22 +89,34 @@ def test_a_compressed_file_reads_like_the_plain_one_byte_for_byte(tmp_path, tabl
 
 @pytest.mark.parametrize(
     ("compress", "kind", "suffix", "tool"),
-    [(gzip.compress, "gzip", ".gz", "gunzip"), (bz2.compress, "bzip2", ".bz2", "bunzip2"),
-     (lzma.compress, "xz", ".xz", "unxz")],
-)  # fmt: skip
+    [
+        (gzip.compress, "gzip", ".gz", "gunzip"),
+        (bz2.compress, "bzip2", ".bz2", "bunzip2"),
+        (lzma.compress, "xz", ".xz", "unxz"),
+    ],
+)
 def test_a_compressed_file_without_its_suffix_says_how_to_name_it(table, compress, kind, suffix, tool):
-    with pytest.raises(DataFormatError, match=rf"train.csv: is {kind}-compressed, but its name does not end in "
-                                              rf"\{suffix}; rename it to train.csv\{suffix} \(read as it is\) or "
-                                              rf"decompress it \({tool}\)$"):  # fmt: skip
+    with pytest.raises(
+        DataFormatError,
+        match=rf"train.csv: is {kind}-compressed, but its name does not end in "
+        rf"\{suffix}; rename it to train.csv\{suffix} \(read as it is\) or "
+        rf"decompress it \({tool}\)$",
+    ):
         table("train.csv", compress(CSV.encode())).load_split("test")
 
 
 def test_a_dot_gz_file_that_is_not_gzip_is_named(table):
-    with pytest.raises(DataFormatError, match=r"train.csv.gz: its name ends in .gz, but it is not gzip-compressed; "
-                                              r"rename it without .gz$"):  # fmt: skip
+    with pytest.raises(
+        DataFormatError,
+        match=r"train.csv.gz: its name ends in .gz, but it is not gzip-compressed; "
+        r"rename it without .gz$",
+    ):
         table("train.csv.gz", CSV).load_split("test")
-    with pytest.raises(DataFormatError, match=r"b.csv.gz: its name ends in .gz, but it is not gzip-compressed \(it "
-                                              r"is bzip2-compressed: name it b.csv.bz2\)"):  # fmt: skip
+    with pytest.raises(
+        DataFormatError,
+        match=r"b.csv.gz: its name ends in .gz, but it is not gzip-compressed \(it "
+        r"is bzip2-compressed: name it b.csv.bz2\)",
+    ):
         table("b.csv.gz", bz2.compress(CSV.encode())).load_split("test")
 
 
@@ -123,9 +135,12 @@ def test_a_truncated_or_damaged_gzip_is_named_not_taken_for_an_encoding_error(tm
 
 def test_a_checkpoint_zip_or_zstd_given_as_data_is_named(tmp_path, table):
     torch.save({"weight": torch.zeros(3)}, tmp_path / "model.pt")
-    with pytest.raises(DataFormatError, match=r"model.pt: is a zip archive \(a PyTorch checkpoint, a \.zip or an "
-                                              r"\.xlsx file\?\), not a CSV file with columns \['text', 'label'\]; "
-                                              r"unpack it and give the file inside"):  # fmt: skip
+    with pytest.raises(
+        DataFormatError,
+        match=r"model.pt: is a zip archive \(a PyTorch checkpoint, a \.zip or an "
+        r"\.xlsx file\?\), not a CSV file with columns \['text', 'label'\]; "
+        r"unpack it and give the file inside",
+    ):
         table("model.pt", None, file_format="csv").load_split("test")
     with pytest.raises(DataFormatError, match=r"z.csv: is zstd-compressed, which is not read; decompress it"):
         table("z.csv", b"\x28\xb5\x2f\xfd" + bytes(20)).load_split("test")
@@ -164,8 +179,11 @@ def test_binary_files_and_nul_bytes_are_named(table, ner):
 
 def test_utf16_text_is_named_and_reads_with_its_encoding(table):
     content = CSV.encode("utf-16")  # with a byte-order mark
-    with pytest.raises(DataFormatError, match=r"u.csv: is UTF-16 text \(it starts with a UTF-16 byte-order mark\), "
-                                              r"read as utf-8; set data.init_args.encoding: utf-16"):  # fmt: skip
+    with pytest.raises(
+        DataFormatError,
+        match=r"u.csv: is UTF-16 text \(it starts with a UTF-16 byte-order mark\), "
+        r"read as utf-8; set data.init_args.encoding: utf-16",
+    ):
         table("u.csv", content).load_split("test")
     assert table("u.csv", content, encoding="utf-16").load_split("test")[:] == ROWS
 

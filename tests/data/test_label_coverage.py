@@ -20,8 +20,13 @@ def unused_warnings(caplog) -> list[str]:
 
 
 def test_three_names_on_two_class_files_warn_with_counts(table, caplog):
-    data = table("sst.csv", TWO_CLASS, label_names=["negative", "positive", "neutral"], tokenizer=build_tokenizer(),
-                 validation_fraction=0.1)  # fmt: skip
+    data = table(
+        "sst.csv",
+        TWO_CLASS,
+        label_names=["negative", "positive", "neutral"],
+        tokenizer=build_tokenizer(),
+        validation_fraction=0.1,
+    )
     with caplog.at_level(logging.WARNING, logger="datamodules.base"):
         data.setup("fit")
     assert unused_warnings(caplog) == [
@@ -34,8 +39,9 @@ def test_three_names_on_two_class_files_warn_with_counts(table, caplog):
 def test_three_names_on_a_two_class_hub_split_warn(monkeypatch, caplog):
     names = ClassLabel(names=["negative", "positive"])
     features = Features({"sentence": Value("string"), "label": names})
-    split = Dataset.from_dict({"sentence": [f"s {i}" for i in range(20)], "label": [i % 2 for i in range(20)]},
-                              features=features)  # fmt: skip
+    split = Dataset.from_dict(
+        {"sentence": [f"s {i}" for i in range(20)], "label": [i % 2 for i in range(20)]}, features=features
+    )
     monkeypatch.setattr("datasets.load_dataset", lambda *a, **k: DatasetDict({"train": split, "validation": split}))
     data = dm.SST2(tokenizer=build_tokenizer(), label_names=["negative", "positive", "neutral"])
     with caplog.at_level(logging.WARNING, logger="datamodules.base"):
@@ -66,6 +72,9 @@ def test_data_that_uses_every_name_gets_no_warning(table, caplog):
 
 def test_a_label_id_beyond_the_names_is_an_error_naming_file_and_line(table):
     data = table("three.csv", "text,label\na,0\nb,1\nc,2\n", tokenizer=build_tokenizer())
-    with pytest.raises(DataFormatError, match=r"three.csv:4: label 2 is outside label_names \(ids 0..1: \['negative',"
-                                              r" 'positive'\]\)$"):  # fmt: skip
+    with pytest.raises(
+        DataFormatError,
+        match=r"three.csv:4: label 2 is outside label_names \(ids 0..1: \['negative',"
+        r" 'positive'\]\)$",
+    ):
         data.setup("fit")

@@ -29,19 +29,25 @@ def test_a_conll_shaped_txt_warns_once_with_a_count_for_a_sequence_task(tmp_path
 def test_a_conll_shaped_txt_is_an_error_for_a_token_task(tmp_path):
     path = tmp_path / "sentences.txt"
     path.write_text(CONLL_TXT)
-    with pytest.raises(DataFormatError, match=r"sentences.txt: 6 of 6 lines look like CoNLL columns \('word TAG', "
-                                              r"e.g. line 1: 'EU B-ORG'\), but a .txt file holds one sentence per "
-                                              r"line; rename it to .conll"):  # fmt: skip
+    with pytest.raises(
+        DataFormatError,
+        match=r"sentences.txt: 6 of 6 lines look like CoNLL columns \('word TAG', "
+        r"e.g. line 1: 'EU B-ORG'\), but a .txt file holds one sentence per "
+        r"line; rename it to .conll",
+    ):
         read_predict_file(path, "token")
     path.rename(tmp_path / "sentences.conll")
     assert read_predict_file(tmp_path / "sentences.conll", "token")["tokens"][0] == ["EU", "rejects", "German", "call"]
 
 
-@pytest.mark.parametrize("text", [
-    "The EU rejects a German call\nTo boycott British lamb\n",
-    "Dogs O\nand cats\nrain down from the sky today\n",  # one line of three ends in a tag-like word
-    "Say O\nOr O\n",  # only O: no entity tag, not taken for CoNLL
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The EU rejects a German call\nTo boycott British lamb\n",
+        "Dogs O\nand cats\nrain down from the sky today\n",  # one line of three ends in a tag-like word
+        "Say O\nOr O\n",  # only O: no entity tag, not taken for CoNLL
+    ],
+)
 def test_ordinary_texts_get_no_conll_warning(tmp_path, caplog, text):
     (tmp_path / "t.txt").write_text(text)
     with caplog.at_level(logging.WARNING, logger="datamodules.predict_input"):

@@ -16,10 +16,13 @@ LONG = "word " * 40_000  # 200,000 characters: over the csv module's default fie
 
 
 # ------------------------------------------------------------------------------------ valid files, read whole
-@pytest.mark.parametrize(("name", "content"), [
-    ("long.csv", f'text,label\n"{LONG}",1\nshort,0\n'),
-    ("long.tsv", f"text\tlabel\n{LONG}\t1\nshort\t0\n"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("long.csv", f'text,label\n"{LONG}",1\nshort,0\n'),
+        ("long.tsv", f"text\tlabel\n{LONG}\t1\nshort\t0\n"),
+    ],
+)
 def test_a_text_over_the_csv_field_limit_is_read_whole(table, name, content, caplog):
     with caplog.at_level(logging.WARNING, logger="datamodules"):
         rows = table(name, content).load_split("test")[:]
@@ -47,20 +50,29 @@ def test_a_header_without_rows_is_named(table):
         table("b.jsonl", "\n\n").load_split("test")
 
 
-@pytest.mark.parametrize(("name", "content", "hint"), [
-    ("semi.csv", "text;label\ngood;1\n", r"; is it ';'-separated\? It is read as CSV \(columns split at ','"),
-    ("comma.tsv", "text,label\ngood,1\n", r"; is it ','-separated\? It is read as TSV \(columns split at '\\t'"),
-    ("tab.csv", "text\tlabel\ngood\t1\n", r"; is it '\\t'-separated\? It is read as CSV"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("name", "content", "hint"),
+    [
+        ("semi.csv", "text;label\ngood;1\n", r"; is it ';'-separated\? It is read as CSV \(columns split at ','"),
+        ("comma.tsv", "text,label\ngood,1\n", r"; is it ','-separated\? It is read as TSV \(columns split at '\\t'"),
+        ("tab.csv", "text\tlabel\ngood\t1\n", r"; is it '\\t'-separated\? It is read as CSV"),
+    ],
+)
 def test_a_table_split_at_the_wrong_delimiter_says_so(table, name, content, hint):
-    with pytest.raises(DataFormatError, match=rf"{name}:1: missing column\(s\) \['text', 'label'\]; the header has "
-                                              rf"\[.*\]{hint}"):  # fmt: skip
+    with pytest.raises(
+        DataFormatError,
+        match=rf"{name}:1: missing column\(s\) \['text', 'label'\]; the header has "
+        rf"\[.*\]{hint}",
+    ):
         table(name, content).load_split("test")
 
 
 def test_a_missing_column_names_the_columns_found(table):
-    with pytest.raises(DataFormatError, match=r"m.csv:1: missing column\(s\) \['label'\]; the header has \['text', "
-                                              r"'stars'\]$"):  # fmt: skip
+    with pytest.raises(
+        DataFormatError,
+        match=r"m.csv:1: missing column\(s\) \['label'\]; the header has \['text', "
+        r"'stars'\]$",
+    ):
         table("m.csv", "text,stars\ngood,1\n").load_split("test")
 
 
@@ -77,14 +89,20 @@ def test_an_unknown_suffix_lists_the_known_ones(table):
 
 # ----------------------------------------------------------------------------------------------- JSON lines
 def test_jsonl_lines_that_are_not_objects_are_named(table):
-    with pytest.raises(DataFormatError, match=r"a.jsonl:2: expected a JSON object, got list; a JSON-lines file holds "
-                                              r"one object per line, not an array"):  # fmt: skip
+    with pytest.raises(
+        DataFormatError,
+        match=r"a.jsonl:2: expected a JSON object, got list; a JSON-lines file holds "
+        r"one object per line, not an array",
+    ):
         table("a.jsonl", '{"text": "x", "label": 1}\n[{"text": "y", "label": 0}]\n').load_split("test")
     with pytest.raises(DataFormatError, match=r"s.jsonl:1: expected a JSON object, got str$"):
         table("s.jsonl", '"just text"\n').load_split("test")
     pretty = '{\n  "text": "x",\n  "label": 1\n}\n'
-    with pytest.raises(DataFormatError, match=r"p.json:1: invalid JSON \(.*\); a pretty-printed JSON document\? A "
-                                              r"JSON-lines file holds one whole object per line"):  # fmt: skip
+    with pytest.raises(
+        DataFormatError,
+        match=r"p.json:1: invalid JSON \(.*\); a pretty-printed JSON document\? A "
+        r"JSON-lines file holds one whole object per line",
+    ):
         table("p.json", pretty).load_split("test")
 
 
@@ -92,14 +110,17 @@ def test_jsonl_lines_that_are_not_objects_are_named(table):
 EXPECTED = r"expected an integer id 0..1 or a label name \(one of \['negative', 'positive'\]\)"
 
 
-@pytest.mark.parametrize(("label", "found"), [
-    ([0, 1], r"label \[0, 1\] is a list"),
-    ({"id": 1}, r"label \{'id': 1\} is a dict"),
-    (1.5, r"label 1.5 is a float"),
-    (True, r"label True is a bool"),
-    (None, r"empty label"),
-    ("", r"empty label"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("label", "found"),
+    [
+        ([0, 1], r"label \[0, 1\] is a list"),
+        ({"id": 1}, r"label \{'id': 1\} is a dict"),
+        (1.5, r"label 1.5 is a float"),
+        (True, r"label True is a bool"),
+        (None, r"empty label"),
+        ("", r"empty label"),
+    ],
+)
 def test_a_jsonl_label_of_the_wrong_type_names_it_and_what_was_expected(table, label, found):
     lines = [{"text": "fine", "label": 1}, {"text": "odd", "label": label}]
     with pytest.raises(DataFormatError, match=rf"x.jsonl:2: {found}; {EXPECTED}$"):
@@ -119,14 +140,20 @@ def test_empty_label_values_in_a_table_are_named(table):
 
 
 def test_a_label_that_is_neither_a_name_nor_an_id_says_both(table):
-    with pytest.raises(DataFormatError, match=r"n.csv:2: label '1.0' is not one of label_names \['negative', "
-                                              r"'positive'\] nor an integer id 0..1$"):  # fmt: skip
+    with pytest.raises(
+        DataFormatError,
+        match=r"n.csv:2: label '1.0' is not one of label_names \['negative', "
+        r"'positive'\] nor an integer id 0..1$",
+    ):
         table("n.csv", "text,label\ngood,1.0\n").load_split("test")
 
 
 def test_a_label_outside_the_names_stays_one_line_naming_file_and_line(table):
-    with pytest.raises(DataFormatError, match=r"o.jsonl:1: label 2 is outside label_names \(ids 0..1: \['negative', "
-                                              r"'positive'\]\)$"):  # fmt: skip
+    with pytest.raises(
+        DataFormatError,
+        match=r"o.jsonl:1: label 2 is outside label_names \(ids 0..1: \['negative', "
+        r"'positive'\]\)$",
+    ):
         table("o.jsonl", '{"text": "fine", "label": 2}\n').load_split("test")
 
 
@@ -134,8 +161,11 @@ def test_labels_through_a_label_map_of_the_wrong_type_are_named(tmp_path, cache)
     stars = [{"review_title": "t", "review_body": "b", "stars": s, "product_category": "toy"} for s in (5, [5], 2.0)]
     (tmp_path / "dataset_en_test.json").write_text("".join(json.dumps(s) + "\n" for s in stars))
     data = dm.AmazonReviews(data_dir=str(tmp_path), tokenizer="x", cache_dir=cache, label_column="stars")
-    with pytest.raises(DataFormatError, match=r"dataset_en_test.json:2: stars \[5\] is a list; expected one of "
-                                              r"\[1, 2, 3, 4, 5\]$"):  # fmt: skip
+    with pytest.raises(
+        DataFormatError,
+        match=r"dataset_en_test.json:2: stars \[5\] is a list; expected one of "
+        r"\[1, 2, 3, 4, 5\]$",
+    ):
         data.load_split("test")
 
 
@@ -143,6 +173,9 @@ def test_a_hub_label_of_the_wrong_type_names_split_and_row(monkeypatch):
     split = Dataset.from_dict({"text": ["fine", "odd"], "label": [1.0, 0.5]})
     monkeypatch.setattr("datasets.load_dataset", lambda *a, **k: DatasetDict({"train": split, "test": split}))
     data = dm.TextClassificationFiles(hub_name="me/floats", label_names=["negative", "positive"], tokenizer="x")
-    with pytest.raises(DataFormatError, match=rf"me/floats/test row 0: label 1.0 is a float; {EXPECTED}; write 1.0 "
-                                              r"as 1$"):  # fmt: skip
+    with pytest.raises(
+        DataFormatError,
+        match=rf"me/floats/test row 0: label 1.0 is a float; {EXPECTED}; write 1.0 "
+        r"as 1$",
+    ):
         data.load_split("test")

@@ -130,8 +130,13 @@ def test_llama_7b_parameter_arithmetic_matches_meta_model():
 @pytest.mark.parametrize("targets", ["qv", "all-linear"])
 def test_meta_build_materialises_bf16_without_fp32_copy(targets):
     args = llama_7b_shape.parse_args(["--shape", "tiny", "--device", "cpu", "--lora-targets", targets])
-    setting = {"lora_targets": targets, "weights": "bf16", "attn": "sdpa", "gradient_checkpointing": "off",
-               "mask": "bidirectional"}  # fmt: skip
+    setting = {
+        "lora_targets": targets,
+        "weights": "bf16",
+        "attn": "sdpa",
+        "gradient_checkpointing": "off",
+        "mask": "bidirectional",
+    }
     module = llama_7b_shape.build(args, setting)  # runs the attention probe: really bidirectional
     base = {name: p for name, p in module.backbone.named_parameters() if "lora_" not in name}
     assert all(p.dtype == torch.bfloat16 and p.device.type == "cpu" for p in base.values())
@@ -146,8 +151,25 @@ def test_meta_build_materialises_bf16_without_fp32_copy(targets):
 
 
 def test_llama_7b_shape_tiny_cpu_run():
-    result = llama_7b_shape.main(["--shape", "tiny", "--device", "cpu", "--seq-lens", "8", "16", "--steps", "1",
-                                  "--warmup-steps", "1", "--masks", "causal", "--peak-tflops", "1"])  # fmt: skip
+    result = llama_7b_shape.main(
+        [
+            "--shape",
+            "tiny",
+            "--device",
+            "cpu",
+            "--seq-lens",
+            "8",
+            "16",
+            "--steps",
+            "1",
+            "--warmup-steps",
+            "1",
+            "--masks",
+            "causal",
+            "--peak-tflops",
+            "1",
+        ]
+    )
     rows = result["rows"]
     assert [row["seq_len"] for row in rows] == [8, 16] and not any("error" in row for row in rows)
     for row in rows:
@@ -215,9 +237,14 @@ def test_speed_options_tiny_checkpointing_saves_activation_memory():
 def test_training_flops_agree_with_the_7b_formula():
     module = llama_7b_shape.build_module(
         llama_7b_shape.parse_args(["--shape", "tiny", "--device", "cpu"]),
-        {"lora_targets": "qv", "weights": "fp32-autocast", "attn": "sdpa", "gradient_checkpointing": "off",
-         "mask": "causal"},
-    )  # fmt: skip
+        {
+            "lora_targets": "qv",
+            "weights": "fp32-autocast",
+            "attn": "sdpa",
+            "gradient_checkpointing": "off",
+            "mask": "causal",
+        },
+    )
     counts = llama_7b_shape.parameter_counts(llama_7b_shape.SHAPES["tiny"], ["q_proj", "v_proj"], 12)
     expected = llama_7b_shape.model_flops(llama_7b_shape.SHAPES["tiny"], counts, 8, 64)
     assert speed_options.training_flops(module, 8, 64) == expected

@@ -153,8 +153,13 @@ def test_mask_by_short_name_and_spec():
 def test_roberta_positions_from_ids_do_not_trip_the_probe():
     """RoBERTa numbers positions from `input_ids != pad`: probing a left-padded batch by changing a pad id would
     shift real positions, so encoders (which pad right) are probed without it."""
-    roberta = {"model_type": "roberta", "hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 4,
-               "pad_token_id": 1}  # fmt: skip
+    roberta = {
+        "model_type": "roberta",
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_attention_heads": 4,
+        "pad_token_id": 1,
+    }
     module = LabelSupervisedModule(
         backbone_config=dict(roberta, num_hidden_layers=2), vocab_size=VOCAB, pad_token_id=1, verify_mask=False
     )

@@ -52,13 +52,33 @@ def test_entity_scores_equal_conlleval_on_a_trained_model(shared_data, llama2_to
     from datamodules import CoNLL2003
 
     seed_everything(0)
-    data = CoNLL2003(data_dir=str(shared_data / "conll2003"), tokenizer=llama2_tokenizer, batch_size=16,
-                     max_train_examples=400, max_eval_examples=250, max_length=64)  # fmt: skip
-    model = module_for(data, backbone_config=tiny_llama(), mask=BidirectionalMask(), finetuning="full",
-                       optimizer=lambda params: torch.optim.AdamW(params, lr=3e-3), verify_mask=False)  # fmt: skip
+    data = CoNLL2003(
+        data_dir=str(shared_data / "conll2003"),
+        tokenizer=llama2_tokenizer,
+        batch_size=16,
+        max_train_examples=400,
+        max_eval_examples=250,
+        max_length=64,
+    )
+    model = module_for(
+        data,
+        backbone_config=tiny_llama(),
+        mask=BidirectionalMask(),
+        finetuning="full",
+        optimizer=lambda params: torch.optim.AdamW(params, lr=3e-3),
+        verify_mask=False,
+    )
     keep = KeepSentences()
-    trainer = Trainer(max_steps=150, accelerator="cpu", logger=False, enable_checkpointing=False, callbacks=[keep],
-                      enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0)  # fmt: skip
+    trainer = Trainer(
+        max_steps=150,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        callbacks=[keep],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        limit_val_batches=0,
+    )
     trainer.fit(model, datamodule=data)
     (ours,) = trainer.test(model, datamodule=data, verbose=False)
     predicted, gold = keep.sentences

@@ -107,7 +107,7 @@ def test_two_nodes_of_one_process_each_equal_one_process(ner_checkpoint, tmp_pat
             text=True,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        )
         for node in (0, 1)
     ]
     outputs = [run.communicate(timeout=500)[0] for run in runs]

@@ -32,8 +32,14 @@ def test_paper_lora_defaults():
 def test_checkpoint_holds_only_trained_weights_and_round_trips(tmp_path, data_cls):
     data = data_cls(num_train=32, num_val=16, batch_size=8)
     module = module_for(data, mask=BidirectionalMask(), pooling=MaxPooling(), verify_mask=False)
-    trainer = Trainer(max_steps=3, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                      limit_val_batches=1, accelerator="cpu")  # fmt: skip
+    trainer = Trainer(
+        max_steps=3,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        limit_val_batches=1,
+        accelerator="cpu",
+    )
     trainer.fit(module, datamodule=data)
     path = tmp_path / "model.ckpt"
     trainer.save_checkpoint(path)
@@ -73,9 +79,14 @@ def test_a_pretrained_backbone_trains_in_train_mode(tmp_path):
     config = AutoConfig.for_model(**dict(TINY_LLAMA, vocab_size=data.vocab_size, pad_token_id=data.pad_token_id))
     AutoModel.from_config(config).save_pretrained(tmp_path / "backbone")
     module = LabelSupervisedModule(
-        backbone=str(tmp_path / "backbone"), finetuning="full", num_labels=data.num_labels, verify_mask=False,
-        label_names=data.label_names, pad_token_id=data.pad_token_id, vocab_size=data.vocab_size,
-    )  # fmt: skip
+        backbone=str(tmp_path / "backbone"),
+        finetuning="full",
+        num_labels=data.num_labels,
+        verify_mask=False,
+        label_names=data.label_names,
+        pad_token_id=data.pad_token_id,
+        vocab_size=data.vocab_size,
+    )
     assert not module.backbone.training  # as transformers hands it over
     modes = []
 
@@ -83,7 +94,14 @@ def test_a_pretrained_backbone_trains_in_train_mode(tmp_path):
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
             modes.append(all(m.training for m in pl_module.backbone.modules()))
 
-    trainer = Trainer(max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                      limit_val_batches=0, accelerator="cpu", callbacks=[Spy()])  # fmt: skip
+    trainer = Trainer(
+        max_steps=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        limit_val_batches=0,
+        accelerator="cpu",
+        callbacks=[Spy()],
+    )
     trainer.fit(module, datamodule=data)
     assert modes == [True]

@@ -40,12 +40,19 @@ def test_classification_metric_matches_sklearn_and_deduplicates():
 
 
 def test_optimizer_and_scheduler_from_the_config(tmp_path):
-    cli = main([
-        "fit", *quick("right_context", "ls_llama"), "--trainer.fast_dev_run=1",
-        f"--trainer.default_root_dir={tmp_path}", "--model.finetuning=lora",
-        "--model.optimizer=torch.optim.SGD", "--model.optimizer.lr=0.5",
-        "--model.scheduler=torch.optim.lr_scheduler.StepLR", "--model.scheduler.step_size=7",
-    ])  # fmt: skip
+    cli = main(
+        [
+            "fit",
+            *quick("right_context", "ls_llama"),
+            "--trainer.fast_dev_run=1",
+            f"--trainer.default_root_dir={tmp_path}",
+            "--model.finetuning=lora",
+            "--model.optimizer=torch.optim.SGD",
+            "--model.optimizer.lr=0.5",
+            "--model.scheduler=torch.optim.lr_scheduler.StepLR",
+            "--model.scheduler.step_size=7",
+        ]
+    )
     optimizer = cli.trainer.optimizers[0]
     assert isinstance(optimizer, torch.optim.SGD) and optimizer.defaults["lr"] == 0.5
     scheduler = cli.trainer.lr_scheduler_configs[0].scheduler
@@ -73,7 +80,12 @@ def test_bidirectional_probe_on_gpu_in_bf16(impl):
     if impl == "flash_attention_2":
         pytest.importorskip("flash_attn", reason="flash-attn is not installed")
     module = LabelSupervisedModule(
-        backbone_config=TINY_LLAMA, mask="bidirectional", attn_implementation=impl, dtype="bfloat16",
-        vocab_size=50, pad_token_id=0, verify_mask=False,
-    ).cuda()  # fmt: skip
+        backbone_config=TINY_LLAMA,
+        mask="bidirectional",
+        attn_implementation=impl,
+        dtype="bfloat16",
+        vocab_size=50,
+        pad_token_id=0,
+        verify_mask=False,
+    ).cuda()
     module.verify_mask()

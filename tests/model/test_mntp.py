@@ -210,8 +210,9 @@ def test_adapter_of_a_bare_backbone_merges_the_same(tmp_path):
     plain = build_backbone(None, TINY_LLAMA, vocab_size=VOCAB).state_dict()
     for key, value in from_causal.state_dict().items():
         assert torch.equal(value, from_bare.state_dict()[key]), key
-    assert not torch.equal(from_causal.state_dict()["layers.0.self_attn.q_proj.weight"], plain[
-        "layers.0.self_attn.q_proj.weight"])  # fmt: skip
+    assert not torch.equal(
+        from_causal.state_dict()["layers.0.self_attn.q_proj.weight"], plain["layers.0.self_attn.q_proj.weight"]
+    )
 
 
 def test_adapter_keys_that_do_not_land_fail_loudly(tmp_path):
