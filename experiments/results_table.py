@@ -74,7 +74,7 @@ def describe(result: dict[str, Any]) -> dict[str, Any]:
     found: dict[str, str] = {}
     for config in result.get("configs", []):
         path = Path(config)
-        if path.parts[:1] != ("configs",) or path.parent.name in ("trainer", "debug", "ablation", "quickstart"):
+        if path.parts[:1] != ("configs",) or path.parent.name in ("trainer", "recipe", "debug", "ablation", "quickstart"):
             continue
         kind = path.parent.name if path.parent.name in ("data", "backbone", "method") else None
         if kind:

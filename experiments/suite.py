@@ -42,7 +42,7 @@ Suite file format:
                                             # overrides becomes the seed (a per-seed path of an earlier stage)
     runs:
       - id: conll2003-smollm2-ls_unllama    # unique; names the run folder
-        configs: [configs/data/conll2003.yaml, configs/backbone/smollm2-135m.yaml, configs/method/ls_unllama.yaml]
+        configs: [configs/recipe/cpu_small.yaml, configs/data/conll2003.yaml, configs/backbone/smollm2-135m.yaml, configs/method/ls_unllama.yaml]
         overrides: [--data.init_args.max_train_examples=2000]   # optional, also fit_/test_overrides
         paper: conll2003/llama2-7b/ls_unllama   # optional key into experiments/paper_numbers.yaml; default:
                                                 # derived from the configs (see `paper_key`), null for none
@@ -50,7 +50,8 @@ Suite file format:
         stages: [test]                      # optional: `test` only, of the untrained model (zero-shot
                                             # prompting: no fit, no checkpoint); default [fit, test]
     matrix:                                 # optional: data x backbone x method configs (x overlays)
-      - data: [configs/data/sst2.yaml, configs/data/sst5.yaml]
+      - recipe: configs/recipe/paper.yaml   # optional: first in every run of the block (not in run ids)
+        data: [configs/data/sst2.yaml, configs/data/sst5.yaml]
         backbones: [configs/backbone/llama2-7b.yaml, configs/backbone/llama2-13b.yaml]
         methods: [configs/method/ls_llama.yaml, configs/method/ls_unllama.yaml]
         overlays: [[], [configs/ablation/pooling_mean.yaml]]   # optional: one run per overlay list
@@ -167,20 +168,21 @@ MATRIX_PASSED = ("overrides", "fit_overrides", "test_overrides", "seeds", "stage
 
 def _matrix_runs(block: dict[str, Any], where: str) -> list[dict[str, Any]]:
     """One run per data config x backbone config x method config x overlay list of a `matrix:` block."""
-    unknown = set(block) - {"data", "backbones", "methods", "overlays", *MATRIX_PASSED}
+    unknown = set(block) - {"recipe", "data", "backbones", "methods", "overlays", *MATRIX_PASSED}
     if unknown:
         raise SuiteError(f"{where}: unknown keys {sorted(unknown)}")
     axes = {key: _strings(block.get(key), f"{where}.{key}") for key in ("data", "backbones", "methods")}
     if not all(axes.values()):
         raise SuiteError(f"{where}: needs non-empty 'data', 'backbones' and 'methods' lists")
     overlays = [_strings(o, f"{where}.overlays[{i}]") for i, o in enumerate(block.get("overlays") or [[]])]
+    recipe = _strings([block["recipe"]] if "recipe" in block else None, f"{where}.recipe")  # first, not in ids
     runs = []
     for data, backbone, method, overlay in product(axes["data"], axes["backbones"], axes["methods"], overlays):
         configs = [data, backbone, method, *overlay]
         runs.append(
             {
                 "id": "-".join(Path(c).stem for c in configs),
-                "configs": configs,
+                "configs": [*recipe, *configs],
                 **{k: block[k] for k in MATRIX_PASSED if k in block},
             }
         )

@@ -7,7 +7,7 @@ LLM2Vec (BehnamGhader et al., 2024) first teaches the unmasked decoder on plain 
 of the tokens masked, each masked token predicted by the language-model head from the state one position to its left
 (as the decoder was pretrained to predict), with LoRA. This module is that stage, run like any other:
 
-    python main.py fit --config configs/trainer/default.yaml --config configs/data/conll2003.yaml \
+    python main.py fit --config configs/recipe/cpu_small.yaml --config configs/data/conll2003.yaml \
         --config configs/backbone/smollm2-135m.yaml --config configs/adapt/mntp.yaml
     # writes <log dir>/adapter/ (or model.adapter_dir): peft's adapter files + adapter_info.json
     python main.py fit ... --config configs/method/ls_unllama.yaml --model.init_args.init_adapter=<that folder>

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -158,16 +159,18 @@ DEFAULT_BUILDS = [
 DECODER_METHODS = ["configs/method/ls_llama.yaml", "configs/method/ls_unllama.yaml"]
 
 
-def is_encoder_backbone(raw: dict[str, Any]) -> bool:
-    return raw["model"].get("finetuning") == "full" and raw["model"].get("backbone") is not None
+def is_encoder_backbone(path: Path) -> bool:
+    """An encoder's backbone config names one of the full-finetuning recipes of the BERT family."""
+    return recipe_of(str(path.relative_to(ROOT))).endswith(("bert.yaml", "encoder.yaml"))
 
 
 def pairs() -> list[tuple[str, str]]:
     """Every shipped (backbone, method) pair: decoders with the LS methods, encoders with `finetune`."""
     found = []
     for path in sorted((ROOT / "configs" / "backbone").glob("*.yaml")):
-        raw = yaml.safe_load(path.read_text())
-        methods = ["configs/method/finetune.yaml"] if is_encoder_backbone(raw) else DECODER_METHODS
+        if path.stem == "tiny-llama":
+            continue  # the quickstart's toy, with its own recipe; built by the quickstart tests
+        methods = ["configs/method/finetune.yaml"] if is_encoder_backbone(path) else DECODER_METHODS
         found += [(str(path.relative_to(ROOT)), method) for method in methods]
     return found
 
@@ -193,10 +196,20 @@ def tiny_backbone(backbone: dict[str, Any]) -> list[str]:
     return ["--model.backbone=null", f"--model.backbone_config={json.dumps(config)}"]
 
 
+def recipe_of(backbone: str) -> str:
+    """The recipe a backbone config names in its header (`the training recipe is configs/recipe/<name>.yaml`)."""
+    match = re.search(r"configs/recipe/\w+\.yaml", (ROOT / backbone).read_text())
+    assert match, f"{backbone} names no recipe in its header"
+    return match.group(0)
+
+
 def build(backbone: str, method: str, data: str = SYNTHETIC_DATA, extra: list[str] | None = None):
-    """fast_dev_run of trainer + data + backbone + method with a tiny backbone: the CLI and the raw configs."""
-    raw = yaml.safe_load((ROOT / backbone).read_text())
-    args = ["fit", "--config", TRAINER, "--config", data, "--config", backbone, "--config", method]
+    """fast_dev_run of recipe + data + backbone + method with a tiny backbone: the CLI, the raw recipe and backbone
+    configs (merged: the backbone's keys over the recipe's) and the raw method config."""
+    recipe = recipe_of(backbone)
+    raw = yaml.safe_load((ROOT / recipe).read_text())
+    raw["model"] = {**raw["model"], **yaml.safe_load((ROOT / backbone).read_text())["model"]}
+    args = ["fit", "--config", recipe, "--config", data, "--config", backbone, "--config", method]
     return main([*args, *tiny_backbone(raw), *FAST, *(extra or [])]), raw, yaml.safe_load((ROOT / method).read_text())
 
 
@@ -243,3 +256,36 @@ def test_data_config_builds_on_real_data(data: str, llama2_tokenizer, monkeypatc
     cli = main([*args, *FAST, *subset, "--model.verify_mask=false"])
     assert cli.model.hparams.num_labels == cli.datamodule.num_labels > 1
     assert cli.model.task == cli.datamodule.task
+
+
+BACKBONE_KEYS = {"backbone", "backbone_config", "lora_target_modules", "attn_implementation", "gradient_checkpointing"}
+
+
+@pytest.mark.parametrize("backbone", sorted((ROOT / "configs" / "backbone").glob("*.yaml")), ids=lambda p: p.stem)
+def test_backbone_configs_say_only_the_backbone(backbone: Path):
+    """What to load and how its attention runs; the recipe (optimizer, lr, warm-up, batch, precision) is elsewhere.
+    The quickstart's tiny random backbone keeps its own toy recipe."""
+    raw = yaml.safe_load(backbone.read_text())
+    if backbone.stem == "tiny-llama":
+        return
+    assert set(raw) == {"model"} and set(raw["model"]) <= BACKBONE_KEYS, sorted(raw["model"])
+    assert (ROOT / recipe_of(str(backbone.relative_to(ROOT)))).is_file()
+
+
+@pytest.mark.parametrize("recipe", sorted((ROOT / "configs" / "recipe").glob("*.yaml")), ids=lambda p: p.stem)
+def test_recipes_carry_the_shared_trainer_block_unchanged(recipe: Path):
+    """A recipe is the first of a run's four configs, so it carries configs/trainer/default.yaml's loggers,
+    checkpoints and logging cadence; they must not drift apart."""
+    shared, raw = yaml.safe_load((ROOT / TRAINER).read_text())["trainer"], yaml.safe_load(recipe.read_text())
+    for key in ("logger", "callbacks", "log_every_n_steps", "gradient_clip_val"):
+        assert raw["trainer"][key] == shared[key], key
+    assert "optimizer" in raw["model"] and "batch_size" in raw["data"]["init_args"]
+
+
+def test_a_paper_run_needs_at_most_four_configs():
+    """Recipe, data, backbone, method (Table 5's pooling ablation adds its overlay as a fifth)."""
+    from experiments.suite import load_suite
+
+    for table in ("paper_table2", "paper_table3", "paper_table4"):
+        suite = load_suite(ROOT / "experiments" / table / "suite.yaml")
+        assert max(len(suite.base_configs) + len(run.configs) for run in suite.runs) <= 4, table
