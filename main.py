@@ -48,7 +48,7 @@ class LabelSupervisedCLI(LightningCLI):
         self.args = sys.argv[1:] if args is None else args
         cli_hooks.configure_logging()
         cli_hooks.guard_class_paths(self.args)
-        with cli_hooks.print_config_deferred(parser) as request:
+        with cli_hooks.print_config_deferred(parser) as request, cli_hooks.readable_parse_errors(self.args):
             super().parse_arguments(parser, args)
         if request:
             self._parse_ckpt_path()
@@ -73,6 +73,7 @@ def main(args: ArgsType = None) -> LabelSupervisedCLI:
         subclass_mode_data=True,
         auto_configure_optimizers=False,
         save_config_kwargs={"overwrite": True},
+        parser_kwargs=cli_hooks.PARSER_KWARGS,  # no abbreviated options; parse errors explained in two lines
         # our batch samplers shard by process themselves; RNG states, atomic files and SIGTERM checkpoints
         trainer_defaults={"use_distributed_sampler": False, "callbacks": [ResumableTraining(), WandbRuns()]},
         args=args,

@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from jsonargparse import Namespace
+from jsonargparse import ArgumentError, Namespace
 from jsonargparse._actions import _ActionPrintConfig  # what --print_config records; see print_config_deferred
 
 from app.config_guard import check_checkpoint, check_class_paths, show_allowed_classes_only
+from app.errors import debugging
+from app.parse_errors import explain
 from app.run_defaults import fill_run_defaults, get
 from app.wandb_runs import drop_wandb_loggers
 from core.class_paths import restrict_imports
@@ -24,6 +26,11 @@ log = logging.getLogger(__name__)
 
 
 PACKAGES = ("app", "core", "lightning_modules", "datamodules")
+SUBCOMMANDS = ("fit", "validate", "test", "predict")
+# `--trainer.max_epoch` is not silently `max_epochs` (argparse's abbreviations), and a parse error is raised to
+# `readable_parse_errors` instead of printing the whole usage
+_STRICT = {"exit_on_error": False, "allow_abbrev": False}
+PARSER_KWARGS: dict[str, Any] = {**_STRICT, **{name: dict(_STRICT) for name in SUBCOMMANDS}}
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -96,6 +103,21 @@ def _flag_values(args: Any, flags: tuple[str, ...]) -> list[str]:
         elif arg in flags and index + 1 < len(args):
             values.append(args[index + 1])
     return values
+
+
+@contextmanager
+def readable_parse_errors(args: Any) -> Iterator[None]:
+    """Print a parse error as at most two lines naming the key, where it was given and the closest valid choice
+    (`app.parse_errors.explain`), then exit with status 2 as argparse does; `LS_LLAMA_DEBUG=1` re-raises it."""
+    argv = [a for a in args if isinstance(a, str)] if isinstance(args, list) else []
+    try:
+        yield
+    except ArgumentError as error:
+        if debugging(argv):
+            raise
+        subcommand = next((a for a in argv if a in SUBCOMMANDS), "fit")
+        print(explain(str(error), argv, subcommand), file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 @contextmanager

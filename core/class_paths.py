@@ -17,6 +17,7 @@ the same rule to the component specs the model rebuilds from its hyper-parameter
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import inspect
 import os
@@ -88,9 +89,15 @@ def import_class(class_path: str, field: str) -> type:
         raise ClassPathNotAllowed(not_allowed_message(class_path, field))
     module_name, _, name = class_path.rpartition(".")
     try:
-        return getattr(importlib.import_module(module_name), name)
-    except (ImportError, AttributeError) as error:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
         raise ValueError(f"{field}: cannot import {class_path!r}: {error}") from error
+    if not hasattr(module, name):
+        public = [n for n, v in vars(module).items() if inspect.isclass(v) and not n.startswith("_")]
+        match = difflib.get_close_matches(name, public, n=1, cutoff=0.6)
+        hint = f"; did you mean {module_name}.{match[0]}?" if match else ""
+        raise ValueError(f"{field}: {module_name} has no class {name!r}{hint}")
+    return getattr(module, name)
 
 
 def public_class_path(cls: type) -> str:

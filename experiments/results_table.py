@@ -36,6 +36,7 @@ PAPER_NUMBERS = Path(__file__).resolve().parent / "paper_numbers.yaml"
 # (method, baseline): differences reported where both are present (ids that differ only in the method name)
 COMPARISONS = [("ls_unllama", "ls_llama"), ("ls_llama", "instruction_tuning")]
 SMALL_FILES = ("metrics.csv", "config.yaml", "test_examples.csv")
+OVERLAY_FOLDERS = ("trainer", "recipe", "debug", "ablation", "quickstart")  # configs that name no data/backbone/method
 
 
 def load_paper_numbers(path: str | os.PathLike = PAPER_NUMBERS) -> dict[str, dict[str, Any]]:
@@ -74,7 +75,7 @@ def describe(result: dict[str, Any]) -> dict[str, Any]:
     found: dict[str, str] = {}
     for config in result.get("configs", []):
         path = Path(config)
-        if path.parts[:1] != ("configs",) or path.parent.name in ("trainer", "recipe", "debug", "ablation", "quickstart"):
+        if path.parts[:1] != ("configs",) or path.parent.name in OVERLAY_FOLDERS:
             continue
         kind = path.parent.name if path.parent.name in ("data", "backbone", "method") else None
         if kind:

@@ -42,7 +42,8 @@ Suite file format:
                                             # overrides becomes the seed (a per-seed path of an earlier stage)
     runs:
       - id: conll2003-smollm2-ls_unllama    # unique; names the run folder
-        configs: [configs/recipe/cpu_small.yaml, configs/data/conll2003.yaml, configs/backbone/smollm2-135m.yaml, configs/method/ls_unllama.yaml]
+        configs: [configs/recipe/cpu_small.yaml, configs/data/conll2003.yaml, configs/backbone/smollm2-135m.yaml,
+                  configs/method/ls_unllama.yaml]
         overrides: [--data.init_args.max_train_examples=2000]   # optional, also fit_/test_overrides
         paper: conll2003/llama2-7b/ls_unllama   # optional key into experiments/paper_numbers.yaml; default:
                                                 # derived from the configs (see `paper_key`), null for none

@@ -8,7 +8,6 @@ from typing import ClassVar
 import datasets
 import pytest
 import torch
-import yaml
 from helpers import TINY_LLAMA, quick
 
 from core.hub import load_tokenizer
@@ -21,35 +20,6 @@ from main import main
 
 BASE = ["fit", *quick("early_cue", "ls_llama"), "--config=configs/debug/fdr.yaml"]
 BASE += ["--data.init_args.num_train=32", "--data.init_args.num_val=8"]
-
-
-# ---------------------------------------------------------------------------------------------------- configs
-@pytest.mark.parametrize(
-    ("override", "named"),
-    [
-        ("--model.lora_rr=4", "Option 'lora_rr' is not accepted"),  # a typo in a model argument
-        ("--model.lora_r=twelve", 'Parser key "lora_r"'),  # a string for an int
-        ("--model.finetuning=qlora", 'Parser key "finetuning"'),  # not one of the choices
-        ("--data.init_args.batch_sise=8", "batch_sise"),  # a typo in a data-module argument
-        ("--trainer.max_epohcs=3", "--trainer.max_epohcs"),
-    ],
-)
-def test_config_mistakes_on_the_command_line_name_the_field(override, named, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main([*BASE, override])
-    assert exit_info.value.code == 2 and named in capsys.readouterr().err
-
-
-def test_config_file_mistakes_name_the_key(tmp_path, capsys):
-    config = tmp_path / "typo.yaml"
-    config.write_text(yaml.safe_dump({"model": {"lora_dropuot": 0.2}}))
-    with pytest.raises(SystemExit):
-        main([*BASE, f"--config={config}"])
-    assert "lora_dropuot" in capsys.readouterr().err
-    config.write_text(yaml.safe_dump({"data": {"init_args": {"max_length": "long"}}}))
-    with pytest.raises(SystemExit):
-        main([*BASE, f"--config={config}"])
-    assert "max_length" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------------- data (the base path)
