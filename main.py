@@ -15,7 +15,8 @@ from app import cli_hooks
 from app.checkpointing import ResumableTraining
 from app.errors import run_with_one_line_errors
 from app.predict import PredictionWriter
-from app.wandb_runs import WandbRuns, quiet_deprecated_settings
+from app.run_record import RunRecord
+from app.wandb_runs import WandbRuns
 from datamodules import LabelDataModule
 
 # `model.class_path` when a config names none: label supervision (LS-LLaMA, LS-unLLaMA, encoders)
@@ -45,8 +46,10 @@ class LabelSupervisedCLI(LightningCLI):
 
     def parse_arguments(self, parser, args: ArgsType) -> None:  # noqa: ANN001
         """Guard the class paths, parse, and answer `--print_config` with the run defaults filled in."""
-        self.args = sys.argv[1:] if args is None else args
         cli_hooks.configure_logging()
+        self.args = sys.argv[1:] if args is None else args
+        # test/validate/predict of a checkpoint: its data section, seed and loggers are the defaults
+        self.record = cli_hooks.checkpoint_defaults(parser, self.args)
         cli_hooks.guard_class_paths(self.args)
         with cli_hooks.print_config_deferred(parser) as request, cli_hooks.readable_parse_errors(self.args):
             super().parse_arguments(parser, args)
@@ -57,11 +60,12 @@ class LabelSupervisedCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         """Fill the run defaults (tokenizer, mask/pooling, precision, names) and warn about dropped callbacks."""
         config = self.config[self.subcommand] if self.subcommand else self.config
-        cli_hooks.before_instantiate(config, self.subcommand, self.args)
+        cli_hooks.before_instantiate(config, self.subcommand, self.args, self.record)
 
     def after_instantiate_classes(self) -> None:
-        """Tidy what the built objects would otherwise print on every run."""
-        quiet_deprecated_settings(self.trainer)
+        """Keep the run's record for its checkpoints; tidy what the built objects would print on every run."""
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        cli_hooks.after_instantiate(self.trainer, config)
 
 
 def main(args: ArgsType = None) -> LabelSupervisedCLI:
@@ -75,7 +79,11 @@ def main(args: ArgsType = None) -> LabelSupervisedCLI:
         save_config_kwargs={"overwrite": True},
         parser_kwargs=cli_hooks.PARSER_KWARGS,  # no abbreviated options; parse errors explained in two lines
         # our batch samplers shard by process themselves; RNG states, atomic files and SIGTERM checkpoints
-        trainer_defaults={"use_distributed_sampler": False, "callbacks": [ResumableTraining(), WandbRuns()]},
+        trainer_defaults={
+            "use_distributed_sampler": False,
+            "enable_model_summary": False,  # one line of trainable parameters is logged instead (FLOPs were all 0)
+            "callbacks": [ResumableTraining(), WandbRuns(), RunRecord()],
+        },
         args=args,
     )
 

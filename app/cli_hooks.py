@@ -19,7 +19,16 @@ from app.config_guard import check_checkpoint, check_class_paths, show_allowed_c
 from app.errors import debugging
 from app.parse_errors import explain
 from app.run_defaults import fill_run_defaults, get
-from app.wandb_runs import drop_wandb_loggers
+from app.run_record import (
+    RunRecord,
+    ckpt_path_of,
+    join_fit_run,
+    read_checkpoint,
+    record_of,
+    recorded,
+    set_checkpoint_defaults,
+)
+from app.wandb_runs import drop_wandb_loggers, quiet_loggers
 from core.class_paths import restrict_imports
 
 log = logging.getLogger(__name__)
@@ -145,13 +154,37 @@ def print_config_and_exit(parser: Any, config: Namespace, request: dict[str, Any
     parser.exit()
 
 
-def before_instantiate(config: Namespace, subcommand: str | None, args: Any) -> None:
-    """Fill the run defaults (no W&B run for `predict`); warn when a later config dropped the checkpoint callback of
-    an earlier one."""
+def checkpoint_defaults(parser: Any, args: Any) -> dict[str, Any]:
+    """For `validate`/`test`/`predict --ckpt_path X`: X's record (data section, seed, loggers; `app.run_record`)
+    becomes the subcommand's defaults, which every config and option given overrides; returns the record. A
+    `--ckpt_path` that is no checkpoint fails here with one line."""
+    if not isinstance(args, list) or not args or args[0] not in ("validate", "test", "predict"):
+        return {}
+    path = ckpt_path_of(args)
+    if path is None:
+        return {}
+    record = recorded(read_checkpoint(path))
+    set_checkpoint_defaults(parser, args[0], record)
+    return record
+
+
+def before_instantiate(config: Namespace, subcommand: str | None, args: Any, record: dict[str, Any]) -> None:
+    """Fill the run defaults (no W&B run for `predict`); a checkpoint's test joins its fit's W&B run; warn when a
+    later config dropped the checkpoint callback of an earlier one."""
     fill_run_defaults(config, subcommand)
     drop_wandb_loggers(config, subcommand)
+    if subcommand in ("validate", "test") and record:
+        join_fit_run(config, record)
     if subcommand == "fit":
         warn_if_checkpoint_dropped(config, args)
+
+
+def after_instantiate(trainer: Any, config: Namespace) -> None:
+    """Give the trainer's `RunRecord` the run's data section, seed and loggers, and quiet the loggers."""
+    for callback in trainer.callbacks:
+        if isinstance(callback, RunRecord):
+            callback.config = record_of(config)
+    quiet_loggers(trainer)
 
 
 def _has_checkpoint(callbacks: Any) -> bool:

@@ -153,6 +153,8 @@ class WandbRuns(Callback):
         self.fit_config: dict[str, Any] = {}  # what the fit wrote into the run's config (kept in checkpoints)
         self.fit_hparams: dict[str, Any] = {}  # the model's hyper-parameters of a loaded checkpoint
         self.best: dict[str, Any] = {}
+        self.run: dict[str, Any] = {}  # the W&B run (id, project, entity), kept in checkpoints: `test` joins it
+        self.checkpoint_step: int | None = None  # the global step of a loaded checkpoint
 
     def _loggers(self, trainer: Trainer) -> list[WandbLogger]:
         return wandb_loggers(trainer) if trainer.is_global_zero else []
@@ -161,6 +163,8 @@ class WandbRuns(Callback):
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         for logger in self._loggers(trainer):
             run = open_run(logger)
+            if stage == "fit" or not self.run:
+                self.run = {"id": run.id, "project": run.project, "entity": getattr(run, "entity", None)}
             run.define_metric(STEP)
             run.define_metric("*", step_metric=STEP, step_sync=True)
             run.define_metric(self.monitor, summary=self.mode)
@@ -179,6 +183,7 @@ class WandbRuns(Callback):
             run.config.update(config, allow_val_change=True)
             if self.best:
                 run.summary.update(self.best)
+            save_config_file(run, trainer)
 
     @override
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -186,12 +191,20 @@ class WandbRuns(Callback):
 
     @override
     def on_test_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._continue_steps(trainer)
         self._write_config(trainer, pl_module)
 
     @override
     def on_validation_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if trainer.state.fn == "validate":
+            self._continue_steps(trainer)
             self._write_config(trainer, pl_module)
+
+    def _continue_steps(self, trainer: Trainer) -> None:
+        """A checkpoint's test logs at the fit's last step, not at 0: the run's x-axis never goes back (Lightning
+        logs evaluation outside fit at the fit loop's step count, which only `fit` restores)."""
+        if self.checkpoint_step is not None and trainer.fit_loop.epoch_loop._batches_that_stepped == 0:
+            trainer.fit_loop.epoch_loop._batches_that_stepped = self.checkpoint_step
 
     @override
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -219,30 +232,53 @@ class WandbRuns(Callback):
                 continue
             if exit_code == 0:
                 logger.finalize("success")  # uploads checkpoints (log_model) while the run is still open
-            log.info("W&B run %s (%s): finished", run.id, Path(run.dir).parent)
+            folder = Path(run.dir).parent
+            offline = getattr(run.settings, "mode", "") == "offline" or folder.name.startswith("offline-run")
+            upload = f"; upload: wandb sync {folder}" if offline else ""
+            log.info("W&B run %s (%s): finished%s", run.id, folder, upload)
             run.finish(exit_code=exit_code)
 
     @override
     def state_dict(self) -> dict[str, Any]:
-        return {"fit_config": self.fit_config, "best": self.best}
+        return {"fit_config": self.fit_config, "best": self.best, "run": self.run}
 
     @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.fit_config = state_dict.get("fit_config") or {}
         self.best = state_dict.get("best") or {}
+        self.run = state_dict.get("run") or self.run
 
     @override
     def on_load_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
         self.fit_hparams = dict(checkpoint.get("hyper_parameters") or {})
+        self.checkpoint_step = checkpoint.get("global_step")
 
 
-def quiet_deprecated_settings(trainer: Trainer) -> None:
-    """Lightning hands wandb `anonymous=None`, which wandb 0.31 warns about on every run ("has no effect"): leave it
-    out before the run starts (call right after the trainer is built)."""
+def save_config_file(run: Any, trainer: Trainer) -> None:
+    """Save the resolved config that LightningCLI wrote (`<log dir>/config.yaml`) to the W&B run's files; a stage
+    that wrote its own (a test) saves it as `config_<stage>.yaml` beside the fit's."""
+    log_dir = trainer.log_dir
+    path = Path(log_dir) / "config.yaml" if log_dir else None
+    if path is None or not path.is_file():
+        return
+    stage = trainer.state.fn.value if trainer.state.fn is not None else "run"
+    target = Path(run.dir) / ("config.yaml" if stage == "fit" else f"config_{stage}.yaml")
+    target.write_bytes(path.read_bytes())
+    run.save(str(target), base_path=run.dir, policy="now")
+
+
+def quiet_loggers(trainer: Trainer) -> None:
+    """Before the W&B runs start (call right after the trainer is built): wandb prints no banner and no 20-line
+    summary (`WandbRuns` logs one line per run instead), and Lightning's `anonymous=None`, which wandb 0.31 warns
+    about on every run ("has no effect"), is left out. A `settings` given in a config wins."""
+    import wandb
+
     for logger in trainer.loggers:
-        if isinstance(logger, WandbLogger) and logger._experiment is None and "anonymous" in logger._wandb_init:
-            if logger._wandb_init["anonymous"] is None:
-                del logger._wandb_init["anonymous"]
+        if not isinstance(logger, WandbLogger) or logger._experiment is not None:
+            continue
+        if "anonymous" in logger._wandb_init and logger._wandb_init["anonymous"] is None:
+            del logger._wandb_init["anonymous"]
+        logger._wandb_init.setdefault("settings", wandb.Settings(silent=True))
 
 
 def drop_wandb_loggers(config: Namespace, subcommand: str | None) -> None:

@@ -45,6 +45,31 @@ def checked_label_names(label_names: list[str] | None, num_labels: int, task: st
     return names, outside
 
 
+def _labels(hparams: Any) -> tuple[str, list[str]]:
+    names = list(hparams.get("label_names") or [str(i) for i in range(hparams.get("num_labels") or 0)])
+    return str(hparams.get("task")), names
+
+
+def check_same_labels(stored: Any, current: Any) -> None:
+    """Refuse a checkpoint trained for another task or label set than the data it is now given: its head answers
+    other questions (a checkpoint of SST-2 tested on CoNLL-2003 would otherwise fail on a missing weight).
+
+    Raises:
+        ValueError: naming both tasks and label sets.
+    """
+    if not stored.get("task"):
+        return
+    (task, names), (now_task, now_names) = _labels(stored), _labels(current)
+    if (task, names) != (now_task, now_names):
+        shown = ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
+        now_shown = ", ".join(now_names[:6]) + (", ..." if len(now_names) > 6 else "")
+        raise ValueError(
+            f"the checkpoint was trained for {task} classification with {len(names)} labels ({shown}); the data given "
+            f"now is {now_task} classification with {len(now_names)} labels ({now_shown}): give it data of its own "
+            "task and labels (its data module, or data.init_args.label_names in the checkpoint's order)"
+        )
+
+
 def optimizers_with_warmup(
     module: LightningModule,
     optimizer: OptimizerCallable | None,
@@ -85,8 +110,12 @@ class TrainedWeightsCheckpoints(LightningModule):
         trainable = {name for name, p in self.named_parameters() if p.requires_grad}
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
 
+    checks_labels: ClassVar[bool] = True  # False where labels are not used (MNTP)
+
     @override
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.checks_labels:
+            check_same_labels(checkpoint.get("hyper_parameters") or {}, self.hparams)
         missing = set(self.trainable_state_dict()) - set(checkpoint["state_dict"])
         if missing:
             raise KeyError(

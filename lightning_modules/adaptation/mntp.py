@@ -75,6 +75,7 @@ class MaskedNextTokenModule(ProbedAttention, FinetunedModule):
 
     method = "mntp"
     default_lr = 5e-5
+    checks_labels = False  # masked tokens, not labels: any data module's text adapts it
 
     def __init__(
         self,
