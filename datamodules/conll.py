@@ -95,19 +95,9 @@ class ConllNER(FileOrHubDataModule):
 
     def read_conll_files(self, paths: list[Path], **options: Any) -> datasets.Dataset:
         """Sentences of CoNLL files with this module's columns, separator and scheme (parsed once, cached)."""
-        sentences = cached_dataset(
-            conll_examples,
-            paths,
-            TOKEN_FEATURES,
-            self.cache_dir,
-            label_names=self.label_names,
-            token_column=self.token_column,
-            tag_column=self.tag_column,
-            separator=self.separator,
-            scheme=self.scheme,
-            encoding=self.encoding,
-            **options,
-        )
+        reading = ("label_names", "token_column", "tag_column", "separator", "scheme", "encoding")
+        reading_options = {name: getattr(self, name) for name in reading}  # how the files are read: the cache key
+        sentences = cached_dataset(conll_examples, paths, TOKEN_FEATURES, self.cache_dir, **reading_options, **options)
         self.warn_if_iob1(sentences, ", ".join(map(str, paths)))
         return sentences
 

@@ -73,16 +73,7 @@ def text_examples_from_hub(
         "label_map": label_map,
         "where": where,
     }
-    return dataset.map(
-        _text_batch,
-        batched=True,
-        with_indices=True,
-        fn_kwargs=kwargs,
-        remove_columns=dataset.column_names,
-        features=TEXT_FEATURES,
-        new_fingerprint=_fingerprint(dataset, kwargs),
-        desc=f"converting {where}",
-    )
+    return _convert(dataset, _text_batch, TEXT_FEATURES, kwargs)
 
 
 def _token_batch(
@@ -148,15 +139,21 @@ def token_examples_from_hub(
         "scheme": scheme,
         "where": where,
     }
+    return _convert(dataset, _token_batch, TOKEN_FEATURES, kwargs)
+
+
+def _convert(dataset: datasets.Dataset, batch: Any, features: datasets.Features, kwargs: dict) -> datasets.Dataset:
+    """`dataset` mapped by `batch(rows, indices, **kwargs)` into our columns (`features`), cached by fingerprint."""
+    fingerprint = _fingerprint(dataset, kwargs)
     return dataset.map(
-        _token_batch,
+        batch,
         batched=True,
         with_indices=True,
         fn_kwargs=kwargs,
         remove_columns=dataset.column_names,
-        features=TOKEN_FEATURES,
-        new_fingerprint=_fingerprint(dataset, kwargs),
-        desc=f"converting {where}",
+        features=features,
+        new_fingerprint=fingerprint,
+        desc=f"converting {kwargs['where']}",
     )
 
 

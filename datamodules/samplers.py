@@ -51,12 +51,8 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         rank: int = 0,
     ) -> None:
         self.lengths = torch.as_tensor(list(lengths))
-        self.batch_size = batch_size
-        self.seed = seed
-        self.mega_batch = mega_batch
-        self.drop_last = drop_last
-        self.num_replicas = num_replicas
-        self.rank = rank
+        self.batch_size, self.seed, self.mega_batch, self.drop_last = batch_size, seed, mega_batch, drop_last
+        self.num_replicas, self.rank = num_replicas, rank
         self.epoch = 0
         self.skip = 0  # batches of the current epoch already consumed (restored from a checkpoint)
         self._yielded = 0

@@ -116,6 +116,16 @@ def early_cue_sentence(rng: random.Random) -> tuple[str, str]:
 
 
 class _SyntheticDataModule(LabelDataModule):
+    """Generated splits of a synthetic task (deterministic for a `data_seed`).
+
+    Args:
+        num_train: training sentences.
+        num_val: validation sentences.
+        num_test: test sentences.
+        data_seed: seed of the generated sentences (each split has its own stream).
+        **kwargs: the `LabelDataModule` arguments (tokenizer, batch_size, max_length, ...).
+    """
+
     split_sizes: ClassVar[dict[str, str]] = {"train": "num_train", "validation": "num_val", "test": "num_test"}
 
     def __init__(
@@ -136,12 +146,8 @@ class _SyntheticDataModule(LabelDataModule):
 class RightContextNER(_SyntheticDataModule):
     """Synthetic NER whose entity types are decided by a cue word to the right of each span.
 
-    Args:
-        num_train: training sentences.
-        num_val: validation sentences.
-        num_test: test sentences.
-        data_seed: seed of the generated sentences (each split has its own stream).
-        **kwargs: the `LabelDataModule` arguments (tokenizer, batch_size, max_length, ...).
+
+    Args: those of `_SyntheticDataModule` (split sizes, `data_seed`) and `LabelDataModule`.
     """
 
     task = "token"
@@ -160,12 +166,8 @@ class RightContextNER(_SyntheticDataModule):
 class EarlyCueClassification(_SyntheticDataModule):
     """Synthetic sentence classification whose class is decided by a cue word near the start.
 
-    Args:
-        num_train: training sentences.
-        num_val: validation sentences.
-        num_test: test sentences.
-        data_seed: seed of the generated sentences (each split has its own stream).
-        **kwargs: the `LabelDataModule` arguments (tokenizer, batch_size, max_length, ...).
+
+    Args: those of `_SyntheticDataModule` (split sizes, `data_seed`) and `LabelDataModule`.
     """
 
     task = "sequence"

@@ -235,17 +235,10 @@ class BackboneModule(LightningModule):
         """The backbone as the arguments describe it (`builders.build_backbone`): the bare transformer, or with
         `auto_class=AutoModelForCausalLM` the decoder with its language-model head."""
         hp = self.hparams
+        settings = {name: hp[name] for name in ("dtype", "attn_implementation", "pad_token_id", "vocab_size")}
+        settings.update(seed=hp.backbone_seed, gradient_checkpointing=hp.gradient_checkpointing)
         return build_backbone(
-            hp.backbone,
-            hp.backbone_config,
-            dtype=hp.dtype,
-            attn_implementation=hp.attn_implementation,
-            seed=hp.backbone_seed,
-            pad_token_id=hp.pad_token_id,
-            vocab_size=hp.vocab_size,
-            gradient_checkpointing=hp.gradient_checkpointing,
-            auto_class=auto_class,
-            quantization=quantization,
+            hp.backbone, hp.backbone_config, auto_class=auto_class, quantization=quantization, **settings
         )
 
 

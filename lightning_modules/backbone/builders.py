@@ -17,7 +17,7 @@ from typing import Any, Literal
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model, load_peft_weights, set_peft_model_state_dict
 from torch import nn
-from transformers import AutoModel, PretrainedConfig, PreTrainedModel
+from transformers import PretrainedConfig, PreTrainedModel
 
 from core.hub import DTYPES, load_backbone
 from lightning_modules.backbone.masks import AttentionMaskStrategy, BidirectionalMask, CausalMask, is_encoder_config
@@ -37,14 +37,11 @@ def build_backbone(
     source: str | None,
     config: dict[str, Any] | None = None,
     *,
-    dtype: str = "float32",
-    attn_implementation: str | None = None,
-    seed: int = 0,
     pad_token_id: int | None = None,
     vocab_size: int | None = None,
     gradient_checkpointing: bool = False,
-    auto_class: type = AutoModel,
     quantization: Quantization | None = None,
+    **load: Any,
 ) -> PreTrainedModel:
     """The bare transformer (no LM or classification head), ready to be wrapped by a head; with
     `auto_class=AutoModelForCausalLM` the decoder with its language-model head (prompting, instruction tuning, MNTP).
@@ -52,15 +49,13 @@ def build_backbone(
     Args:
         source: hub name, folder, `.gguf` file or `pkg://package/file`; None = a random backbone from `config`.
         config: attributes overriding the loaded config, or (without `source`) the whole config with `model_type`.
-        dtype: weights dtype (`float32`, `bfloat16`, `float16`, `auto`).
-        attn_implementation: `sdpa`, `eager`, `flash_attention_2`, `flex_attention`, or None (transformers' default).
-        seed: seed of a random backbone's initialisation (so a checkpoint can rebuild its frozen weights).
         pad_token_id: the tokenizer's pad id, written to the config (and sizing nothing).
         vocab_size: the tokenizer's vocabulary size: sizes a random backbone; checked against a pretrained one.
         gradient_checkpointing: recompute activations in the backward pass to save memory.
-        auto_class: the transformers auto class (`AutoModel`, `AutoModelForCausalLM`).
         quantization: `nf4`, `fp4` or `int8` to load the backbone's linear layers in k-bit (QLoRA,
             `lightning_modules.backbone.quantization`), prepared for k-bit training; None = not quantized.
+        **load: `core.hub.load_backbone`'s arguments: `dtype` (`float32`, `bfloat16`, `float16`, `auto`),
+            `attn_implementation`, `seed` (of a random backbone's initialisation), `auto_class` (`AutoModel`).
     """
     config = dict(config or {})
     if source is None:
@@ -68,22 +63,10 @@ def build_backbone(
             config["vocab_size"] = vocab_size
         if pad_token_id is not None:
             config["pad_token_id"] = pad_token_id
-    quantize = {}
     if quantization is not None:
-        compute_dtype = DTYPES.get(dtype, torch.float32)
-        quantize = {
-            "quantization_config": bnb_config(quantization, compute_dtype),
-            "device_map": quantized_device_map(),
-        }
-    model = load_backbone(
-        source,
-        config=config,
-        dtype=dtype,
-        attn_implementation=attn_implementation,
-        seed=seed,
-        auto_class=auto_class,
-        **quantize,
-    )
+        compute_dtype = DTYPES.get(load.get("dtype", "float32"), torch.float32)
+        load.update(quantization_config=bnb_config(quantization, compute_dtype), device_map=quantized_device_map())
+    model = load_backbone(source, config=config, **load)
     embeddings = model.get_input_embeddings().num_embeddings
     if vocab_size and vocab_size > embeddings:
         raise ValueError(f"the tokenizer has {vocab_size} tokens but the backbone {source!r} embeds only {embeddings}")
