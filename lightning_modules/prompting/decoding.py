@@ -6,8 +6,10 @@ the response-only loss of instruction tuning.
   for the batch and their keys/values are shared by the rows (positions as without sharing: the same numbers);
 - `score_answers` scores each candidate answer (a label's verbalization + eos) as the sum of its tokens'
   log-probabilities after the prompt, continuing from the cache and rewinding it after each candidate;
+  `mean_per_token` turns those sums into the mean per answer token (the length-normalised reading: no second pass);
 - `greedy_generate` then continues from the same cache, one token per step for the whole batch, until every row
-  has produced a stop token or `max_new_tokens`.
+  has produced a stop token (`generation_eos_ids`: the ids of the model's generation config, with the tokenizer's
+  eos and the chat template's end of turn, `prompt_encoder.PromptEncoder.stop_ids`) or `max_new_tokens`.
 Positions count real tokens only (left padding does not shift them), as in `LabelSupervisedModule`. The LM head is
 applied only where logits are needed (the last prompt position, answer tokens): a 49k-token vocabulary times every
 prompt position would cost about a fifth of the forward pass.
@@ -137,6 +139,27 @@ def score_answers(
             rewind(prefix.cache, prefix.length)
         scores.append(total)
     return torch.stack(scores, dim=1)  # (B, C)
+
+
+def mean_per_token(scores: torch.Tensor, answer_mask: torch.Tensor) -> torch.Tensor:
+    """Length-normalised scores `(B, C)`: each candidate's summed log-likelihood (`score_answers`) over its number
+    of answer tokens (eos included), so a long label is not penalised for having more tokens to predict.
+
+    Args:
+        scores: `(B, C)` summed log-likelihoods.
+        answer_mask: `(C, L)`, 1 = a real answer token.
+    """
+    return scores / answer_mask.sum(-1).to(scores.dtype)  # (B, C) / (C,)
+
+
+def generation_eos_ids(model: nn.Module) -> list[int]:
+    """The eos ids of a causal LM's generation config (an int, a list or None; from `generation_config.json` where
+    the model was loaded from a folder that has one, else from its config), where `generate` stops; [] = none."""
+    base = model.get_base_model() if isinstance(model, PeftModel) else model
+    ids = getattr(getattr(base, "generation_config", None), "eos_token_id", None)
+    if ids is None:
+        return []
+    return [int(ids)] if isinstance(ids, int) else [int(i) for i in ids]
 
 
 def greedy_generate(

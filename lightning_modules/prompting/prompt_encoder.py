@@ -19,6 +19,8 @@ prompts of the batch start with) and `input_ids`/`attention_mask (B, T)` (the re
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterable
 from itertools import accumulate
 from typing import Any
 
@@ -30,6 +32,9 @@ from lightning_modules.prompting.answers import tags_to_entities
 from lightning_modules.prompting.prompts import PromptFormatter
 
 IGNORE = -100
+TURN_PROBE = "OK"  # the assistant's content in the conversation rendered to find what ends its turn
+
+log = logging.getLogger(__name__)
 
 
 def end_of_answer(tokenizer: PreTrainedTokenizerBase) -> int:
@@ -38,6 +43,37 @@ def end_of_answer(tokenizer: PreTrainedTokenizerBase) -> int:
     if end is None:
         raise ValueError("prompting needs a tokenizer with an eos (or sep) token: it ends every answer")
     return end
+
+
+def turn_end(tokenizer: PreTrainedTokenizerBase) -> int | None:
+    """The special token that ends an assistant turn in the tokenizer's chat template (Llama-3 `<|eot_id|>`, Gemma
+    `<end_of_turn>`, Phi-3 `<|end|>`, SmolLM2 `<|im_end|>`, LLaMA-2-chat `</s>`), or None.
+
+    A one-turn conversation (user, then an assistant answering `OK`) is rendered with the template; the token read
+    is the first token after the assistant's content, whitespace skipped, if it is a special token (one of the
+    tokenizer's special or added special tokens, unk excepted). A template that ends turns with plain text, or
+    none, gives None.
+    """
+    if not getattr(tokenizer, "chat_template", None):
+        return None
+    chat = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": TURN_PROBE}]
+    try:
+        text = tokenizer.apply_chat_template(chat, tokenize=False)
+    except Exception as error:  # a template may refuse this conversation (jinja's TemplateError, raise_exception)
+        log.warning("the chat template did not render a user/assistant turn (%s): no end-of-turn stop token", error)
+        return None
+    if not isinstance(text, str) or TURN_PROBE not in text:
+        return None
+    after = text[text.rindex(TURN_PROBE) + len(TURN_PROBE) :]
+    special = set(tokenizer.all_special_ids)
+    special |= {i for i, token in getattr(tokenizer, "added_tokens_decoder", {}).items() if token.special}
+    special.discard(tokenizer.unk_token_id)  # text the vocabulary lacks, not a turn's end
+    for token in tokenizer(after, add_special_tokens=False)["input_ids"]:
+        if token in special:
+            return token
+        if tokenizer.decode([token]).strip():
+            return None  # text comes first: the turn does not end with a special token
+    return None
 
 
 def left_pad(rows: list[list[int]], value: int) -> torch.Tensor:
@@ -88,9 +124,20 @@ class PromptEncoder:
         """Generated token ids to text, special tokens dropped."""
         return self._bound().batch_decode(ids, skip_special_tokens=True)
 
-    def stop_ids(self) -> list[int]:
-        """The token ids that end an answer: the tokenizer's eos (also the end of a chat turn)."""
-        return [end_of_answer(self._bound())]
+    def stop_ids(self, generation_eos: Iterable[int] = ()) -> dict[str, list[int]]:
+        """The token ids that end a generated answer, by where they come from: the tokenizer's `eos`, the
+        `generation_config`'s eos ids (`generation_eos`: `decoding.generation_eos_ids` of the model, as `generate`
+        stops at them) and the token ending an assistant turn in the tokenizer's `chat_template` (`turn_end`; also
+        when the prompts are bare: a special token is never part of an answer). An id is listed once, under its
+        first source."""
+        tokenizer, seen = self._bound(), set()
+        turn = turn_end(tokenizer)
+        sources = {"eos": [end_of_answer(tokenizer)], "generation_config": list(generation_eos)}
+        sources["chat_template"] = [] if turn is None else [turn]
+        for name, ids in sources.items():
+            sources[name] = [i for i in dict.fromkeys(ids) if i not in seen]
+            seen.update(sources[name])
+        return sources
 
     def cache_key(self) -> str:
         """The prompt formatter's settings and the chat-template choice."""

@@ -307,9 +307,12 @@ def test_zero_shot_test_without_fit_from_the_cli(tmp_path, llama2_tokenizer, sha
     assert type(cli.model).__name__ == "ZeroShotModule" and cli.trainer.global_step == 0
     metrics = cli.trainer.callback_metrics
     assert {"test/score", "test/acc", "test/f1", "test/gen_acc", "test/ll_acc", "test/invalid_rate"} <= set(metrics)
+    assert {"test/lln_acc", "test/lln_f1", "test/lln_examples_per_s"} <= set(metrics)  # the length-normalised one
+    assert float(metrics["test/score"]) == float(metrics["test/gen_acc"])  # the tables' score is the generated one
     log_dir = Path(cli.trainer.log_dir)
     answers = [json.loads(line) for line in (log_dir / "test_answers.jsonl").read_text().splitlines()]
     assert [a["example_id"] for a in answers] == list(range(12))
+    assert all({"pred_generate", "pred_likelihood", "pred_likelihood_mean"} <= set(a) for a in answers)
     assert (log_dir / "test_examples.csv").read_text().startswith("example_id,target,pred")
 
 
@@ -345,7 +348,8 @@ def test_zero_shot_config_runs_one_batch(data, backbone, llama2_tokenizer):
     args = ["test", "--config", data, "--config", backbone, "--config", "configs/method/zero_shot.yaml"]
     cli = main([*args, *tiny_overrides(None if synthetic else llama2_tokenizer), *FAST])
     assert cli.trainer.state.finished and cli.model.method == "zero_shot"
-    assert cli.model.readings == (["generate"] if cli.model.task == "token" else ["generate", "likelihood"])
+    sequence = ["generate", "likelihood", "likelihood_mean"]  # the overlay's default readings
+    assert cli.model.readings == (["generate"] if cli.model.task == "token" else sequence)
     assert "test/score" in cli.trainer.callback_metrics
 
 
