@@ -191,6 +191,26 @@ def test_generation_stops_at_the_stop_token(tiny_lm):
         assert greedy_generate(body, head, state, 6, stop_ids=[first[2]])[0] == first[: first.index(first[2])]
 
 
+def test_rows_that_stop_leave_the_batch_and_the_others_answer_as_before(tiny_lm):
+    """Stopping at a token that some rows produce early and others never: the stopped rows leave the batch (their
+    cache rows are dropped), and every answer equals its row's continuation without any stop, cut at the stop."""
+    model, tokenizer = tiny_lm
+    body, head = causal_lm_parts(model)
+    prompts = tokenizer(["a fine film", "a dull, long and tiring movie", "ok", "so bad it is good", "meh"])["input_ids"]
+    ids, mask = left_pad(prompts, 0), left_pad([[1] * len(p) for p in prompts], 0)
+    with torch.no_grad():
+        full = greedy_generate(body, head, prefill(body, head, ids, mask), 8, stop_ids=[])
+        firsts = {row[0] for row in full}
+        stop = next(t for row in full for t in row[1:] if t not in firsts)  # a token that is never an answer's first
+        state = prefill(body, head, ids, mask)
+        cut = greedy_generate(body, head, state, 8, stop_ids=[stop])
+    expected = [row[: row.index(stop)] if stop in row else row for row in full]
+    assert cut == expected
+    assert any(len(row) < 7 for row in cut) and any(len(row) == 8 for row in cut)  # some stopped, some ran on
+    assert state.cache.get_seq_length() == ids.shape[1] + 7  # the rows still generating at the end: 7 steps
+    assert state.cache.layers[0].keys.shape[0] == sum(len(row) == 8 for row in cut)
+
+
 def test_invalid_answers_count_as_wrong_never_dropped():
     metric, plain = AnswerMetrics(3), ClassificationMetrics(3)
     target, ids = torch.tensor([0, 1, 2, 2]), torch.arange(4)
