@@ -4,7 +4,7 @@ the response-only loss of instruction tuning.
 - `prefill` runs the left-padded prompts once and keeps their KV cache; the tokens that every prompt of the batch
   starts with (the chat template's system prompt and the instruction: most of a short example's prompt) run once
   for the batch and their keys/values are shared by the rows (positions as without sharing: the same numbers);
-- `score_answers` scores each candidate answer (a label's verbalization + eos) as the sum of its tokens'
+- `score_answers` scores each candidate answer (a label's verbalization + end of turn) as the sum of its tokens'
   log-probabilities after the prompt, continuing from the cache and rewinding it after each candidate;
   `mean_per_token` turns those sums into the mean per answer token (the length-normalised reading: no second pass);
 - `greedy_generate` then continues from the same cache, one token per step for the rows still generating (a row
@@ -218,7 +218,7 @@ def response_cross_entropy(
         hidden: `(B, S, H)` final hidden states of `input_ids`.
         head: the LM head.
         input_ids: `(B, S)` prompt + response (+ padding) token ids.
-        response_mask: `(B, S)`, 1 on the response tokens (answer and its eos), 0 on prompt and padding.
+        response_mask: `(B, S)`, 1 on the response tokens (answer and its end of turn), 0 on prompt and padding.
     """
     targets = response_mask[:, 1:].bool()  # (B, S - 1): position t predicts token t + 1
     logits = head(hidden[:, :-1][targets]).float()  # (N, V), N = response tokens in the batch

@@ -7,8 +7,10 @@ samplers; this encoder turns an example into
   the bare prompt with the tokenizer's special tokens (LLaMA-2: BOS). The input text is first cut to the data
   module's `max_length` tokens, so the model reads the same text as a label-supervised model would;
 - the answer's token ids: the formatter's response (the label's verbalization, or the entity lines) tokenized on
-  its own, then the tokenizer's eos (which ends a chat turn for SmolLM2 and LLaMA-2-chat). Instruction tuning
-  trains on prompt + answer; the likelihood reading scores every label's answer ids.
+  its own, then the token that ends the assistant's turn: in the chat template, the special token its turns end
+  with (Gemma `<end_of_turn>`, Phi-3 `<|end|>`; SmolLM2's and LLaMA-2-chat's is their eos), else the tokenizer's
+  eos (`answer_end`). Instruction tuning trains on prompt + answer; the likelihood readings score every label's
+  answer ids.
 Batches are left-padded (generation continues every row at the same position): `prefix_ids (P,)` (the tokens all
 prompts of the batch start with) and `input_ids`/`attention_mask (B, T)` (the rest of each prompt), `example_ids
 (B,)`, and `labels (B,)` with `answer_ids`/`answer_mask (C, L)` (sequence tasks) or `word_labels (B, W)`,
@@ -159,10 +161,16 @@ class PromptEncoder:
         texts = [tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False) for chat in chats]
         return tokenizer(texts, add_special_tokens=False)["input_ids"]  # the template holds the special tokens
 
+    def answer_end(self, tokenizer: PreTrainedTokenizerBase) -> int:
+        """The token that ends an answer: the chat template's end of turn where the prompts use a template that
+        ends turns with a special token (`turn_end`), else the tokenizer's eos."""
+        turn = turn_end(tokenizer) if self.uses_chat_template(tokenizer) else None
+        return end_of_answer(tokenizer) if turn is None else turn
+
     @staticmethod
-    def answer_ids(tokenizer: PreTrainedTokenizerBase, answers: list[str]) -> list[list[int]]:
-        """Token ids of answers: the text on its own, then eos."""
-        end = end_of_answer(tokenizer)
+    def answer_ids(tokenizer: PreTrainedTokenizerBase, answers: list[str], end: int | None = None) -> list[list[int]]:
+        """Token ids of answers: the text on its own, then `end` (None = the tokenizer's eos; see `answer_end`)."""
+        end = end_of_answer(tokenizer) if end is None else end
         return [ids + [end] for ids in tokenizer(answers, add_special_tokens=False)["input_ids"]]
 
     @staticmethod
@@ -180,7 +188,7 @@ class PromptEncoder:
             batch, indices, data)  # fmt: skip
         texts, answers = out.pop("texts"), out.pop("answers")
         out["input_ids"] = self.prompt_ids(tokenizer, [self.prompt.prompt(text, names) for text in texts])
-        out["response_ids"] = self.answer_ids(tokenizer, answers)
+        out["response_ids"] = self.answer_ids(tokenizer, answers, self.answer_end(tokenizer))
         extra = out["response_ids"] if self.with_response else [[]] * len(indices)
         out["length"] = [len(p) + len(r) for p, r in zip(out["input_ids"], extra)]
         out["example_ids"] = indices
@@ -243,9 +251,10 @@ class PromptEncoder:
         return batch
 
     def label_answers(self, tokenizer: PreTrainedTokenizerBase, label_names: list[str]) -> tuple[torch.Tensor, ...]:
-        """`(C, L)` answer ids of every label (verbalization + eos), right-padded, and their mask."""
+        """`(C, L)` answer ids of every label (verbalization + `answer_end`), right-padded, and their mask."""
         key = tuple(label_names)
         if key not in self._answers:
-            ids = self.answer_ids(tokenizer, [self.prompt.response(i, label_names) for i in range(len(key))])
+            answers = [self.prompt.response(i, label_names) for i in range(len(key))]
+            ids = self.answer_ids(tokenizer, answers, self.answer_end(tokenizer))
             self._answers[key] = right_pad(ids, 0), right_pad([[1] * len(row) for row in ids], 0)
         return self._answers[key]

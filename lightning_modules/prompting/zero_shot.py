@@ -11,10 +11,11 @@ the tokenizer's chat template where it has one. Every validation/test batch is p
   (`answers.parse_label`; an answer naming no label or several is wrong and counted in `<split>/invalid_rate`) or
   into entities mapped to BIO tags (`answers.entities_to_tags`, scored by seqeval; unreadable answers counted in
   `invalid_rate`, entities not in the sentence in `unmatched_rate`);
-- `likelihood` (classification only): each label's answer (its verbalization + eos) scored by its summed token
-  log-probabilities after the prompt; the best one is the prediction (never invalid). Sums favour short answers;
+- `likelihood` (classification only): each label's answer (its verbalization + the end of the assistant's turn:
+  the chat template's end-of-turn token, else eos) scored by its summed token log-probabilities after the prompt;
+  the best one is the prediction (never invalid). Sums favour short answers;
 - `likelihood_mean` (classification only): the same scores divided by each answer's number of tokens (the mean
-  log-probability per token, eos included): computed from the summed scores, no second pass.
+  log-probability per token, the end of turn included): computed from the summed scores, no second pass.
 Logged like `LabelSupervisedModule`, so results tables collect these runs beside LS ones: `<split>/score` and
 `<split>/acc`, `<split>/f1` (sequence) or seqeval's `f1`, `precision`, `recall`, `word_acc`, `f1_<TYPE>` (token)
 of the `score_reading`; per reading `gen_acc`/`gen_f1`, `ll_acc`/`ll_f1` (summed likelihood), `lln_acc`/`lln_f1`

@@ -126,6 +126,33 @@ def test_turn_end_of_each_template_family(tmp_path, family):
     assert turn_end(tokenizer) == (VOCAB[expected] if expected else None)
 
 
+def test_answers_end_with_the_token_that_ends_the_assistants_turn(tmp_path):
+    """The answers that instruction tuning trains on and the likelihood readings score end as the model ends a
+    turn in the prompts' chat template (`<|eot|>` here, Gemma's `<end_of_turn>`), with bare prompts with eos."""
+    tokenizer = tiny_tokenizer(tmp_path / "chat")
+    data = type(
+        "Data",
+        (),
+        {
+            "tokenizer": tokenizer,
+            "label_names": ["music", "sports"],
+            "task": "sequence",
+            "max_length": 16,
+            "num_labels": 2,
+            "name": "data",
+            "pad_token_id": 4,
+        },
+    )()
+    batch, eot, eos = {"text": ["Hi"], "label": [1]}, VOCAB["<|eot|>"], VOCAB["</s>"]
+    for chat_template, end in ((None, eot), (False, eos)):
+        encoder = PromptEncoder(ClassificationPrompt(), chat_template=chat_template, with_response=True)
+        assert encoder.encode(batch, [0], "test", data)["response_ids"] == [[VOCAB["sports"], end]]
+        answer_ids, answer_mask = encoder.label_answers(tokenizer, data.label_names)
+        assert answer_ids.tolist() == [[VOCAB["music"], end], [VOCAB["sports"], end]] and answer_mask.all()
+    llama2_chat = tiny_tokenizer(tmp_path / "llama2_chat", FAMILY_TEMPLATES["llama2_chat"])  # its turns end with eos
+    assert PromptEncoder(ClassificationPrompt()).answer_end(llama2_chat) == eos
+
+
 def test_generation_config_eos_ids_int_list_or_none():
     assert generation_eos_ids(bigram_model({}, eos=2)) == [2]
     assert generation_eos_ids(bigram_model({}, eos=[2, 9, 3])) == [2, 9, 3]
