@@ -1,13 +1,16 @@
-"""A causal LM on a batch of prompts: one prefill, then both readings of the answer from the prompt's KV cache, and
+"""A causal LM on a batch of prompts: one prefill, then the readings of the answer from the prompt's KV cache, and
 the response-only loss of instruction tuning.
 
 - `prefill` runs the left-padded prompts once and keeps their KV cache; the tokens that every prompt of the batch
   starts with (the chat template's system prompt and the instruction: most of a short example's prompt) run once
   for the batch and their keys/values are shared by the rows (positions as without sharing: the same numbers);
-- `score_answers` scores each candidate answer (a label's verbalization + eos) as the sum of its tokens'
+- `score_answers` scores each candidate answer (a label's verbalization + end of turn) as the sum of its tokens'
   log-probabilities after the prompt, continuing from the cache and rewinding it after each candidate;
-- `greedy_generate` then continues from the same cache, one token per step for the whole batch, until every row
-  has produced a stop token or `max_new_tokens`.
+  `mean_per_token` turns those sums into the mean per answer token (the length-normalised reading: no second pass);
+- `greedy_generate` then continues from the same cache, one token per step for the rows still generating (a row
+  that has produced a stop token leaves the batch), until every row has produced a stop token or
+  `max_new_tokens`. The stop tokens: the eos ids of the model's generation config (`generation_eos_ids`), the
+  tokenizer's eos and the chat template's end of turn (`prompt_encoder.PromptEncoder.stop_ids`).
 Positions count real tokens only (left padding does not shift them), as in `LabelSupervisedModule`. The LM head is
 applied only where logits are needed (the last prompt position, answer tokens): a 49k-token vocabulary times every
 prompt position would cost about a fifth of the forward pass.
@@ -139,10 +142,36 @@ def score_answers(
     return torch.stack(scores, dim=1)  # (B, C)
 
 
+def mean_per_token(scores: torch.Tensor, answer_mask: torch.Tensor) -> torch.Tensor:
+    """Length-normalised scores `(B, C)`: each candidate's summed log-likelihood (`score_answers`) over its number
+    of answer tokens (eos included), so a long label is not penalised for having more tokens to predict.
+
+    Args:
+        scores: `(B, C)` summed log-likelihoods.
+        answer_mask: `(C, L)`, 1 = a real answer token.
+    """
+    return scores / answer_mask.sum(-1).to(scores.dtype)  # (B, C) / (C,)
+
+
+def generation_eos_ids(model: nn.Module) -> list[int]:
+    """The eos ids of a causal LM's generation config (an int, a list or None; from `generation_config.json` where
+    the model was loaded from a folder that has one, else from its config), where `generate` stops; [] = none."""
+    base = model.get_base_model() if isinstance(model, PeftModel) else model
+    ids = getattr(getattr(base, "generation_config", None), "eos_token_id", None)
+    if ids is None:
+        return []
+    return [int(ids)] if isinstance(ids, int) else [int(i) for i in ids]
+
+
 def greedy_generate(
     body: nn.Module, head: nn.Module, prefix: Prefix, max_new_tokens: int, stop_ids: list[int]
 ) -> list[list[int]]:
-    """Greedy continuations of the prompts, each cut before its first stop token (the cache grows).
+    """Greedy continuations of the prompts, each cut before its first stop token.
+
+    A row that has produced a stop token leaves the batch: its rows of the cache, mask and positions are dropped,
+    so the steps after it cost only the rows still generating (one long answer no longer keeps the whole batch
+    running; `generate` computes every row to the end). Rows do not interact, so each answer is the one the row
+    gets on its own. The prefix's cache is used up: it grows, and holds only the rows still generating at the end.
 
     Args:
         body: the decoder stack.
@@ -152,18 +181,24 @@ def greedy_generate(
         stop_ids: token ids that end an answer (eos / end of turn).
     """
     stops = torch.tensor(stop_ids, dtype=torch.long, device=prefix.last_logits.device)
-    token = prefix.last_logits.argmax(-1)  # (B,)
-    generated = [token]
-    finished = torch.isin(token, stops)  # (B,)
-    for step in range(1, max_new_tokens):
-        if bool(finished.all()):
+    token = prefix.last_logits.argmax(-1)  # (B,): each row's first answer token
+    generated = torch.full((len(token), max_new_tokens), -1, device=token.device)  # (B, N), -1 = not generated
+    rows = torch.arange(len(token), device=token.device)  # (R,): the rows still generating, R <= B
+    mask, position = prefix.attention_mask, prefix.next_position  # (R, T + step), (R,)
+    kwargs = {_cache_kwarg(body): prefix.cache, "use_cache": True}
+    for step in range(max_new_tokens):
+        generated[rows, step] = token
+        going = ~torch.isin(token, stops)  # (R,)
+        if step == max_new_tokens - 1 or not bool(going.any()):
             break
-        hidden = extend(body, prefix, token[:, None], done=step - 1)  # (B, 1, H)
-        token = head(hidden[:, -1]).argmax(-1)  # (B,)
-        generated.append(token)
-        finished |= torch.isin(token, stops)
-    rows = torch.stack(generated, dim=1).tolist()  # (B, N)
-    return [_until_stop(row, set(stop_ids)) for row in rows]
+        if not bool(going.all()):  # some rows stopped: drop them from the batch
+            keep = going.nonzero().squeeze(1)  # (R',)
+            prefix.cache.batch_select_indices(keep)
+            rows, token, mask, position = rows[keep], token[keep], mask[keep], position[keep]
+        mask = torch.cat([mask, mask.new_ones(len(rows), 1)], dim=1)  # (R, T + step + 1)
+        hidden = body(input_ids=token[:, None], attention_mask=mask, position_ids=(position + step)[:, None], **kwargs)
+        token = head(hidden.last_hidden_state[:, -1]).argmax(-1)  # (R,)
+    return [_until_stop([t for t in row if t >= 0], set(stop_ids)) for row in generated.tolist()]
 
 
 def _until_stop(row: list[int], stops: set[int]) -> list[int]:
@@ -183,7 +218,7 @@ def response_cross_entropy(
         hidden: `(B, S, H)` final hidden states of `input_ids`.
         head: the LM head.
         input_ids: `(B, S)` prompt + response (+ padding) token ids.
-        response_mask: `(B, S)`, 1 on the response tokens (answer and its eos), 0 on prompt and padding.
+        response_mask: `(B, S)`, 1 on the response tokens (answer and its end of turn), 0 on prompt and padding.
     """
     targets = response_mask[:, 1:].bool()  # (B, S - 1): position t predicts token t + 1
     logits = head(hidden[:, :-1][targets]).float()  # (N, V), N = response tokens in the batch

@@ -1,11 +1,13 @@
 """`InstructionTuningModule`: the paper's instruction-tuning baseline (Table 2, LLaMA-2-7B, section 3.2).
 
 The causal LM is finetuned (LoRA, the LS configs' settings) to answer the paper's prompt with the label's name:
-each training example is prompt + answer (verbalization + eos, `PromptEncoder(with_response=True)`), and the loss
-is the causal-LM cross-entropy of the answer tokens only: prompt and padding tokens are no targets
-(`decoding.response_cross_entropy`). Evaluation is `PromptedLM`'s: generation parsed into a label, and the
-likelihood of each label's answer. The paper's recipe (batch 16, lr 2e-4, 10k steps under 50k training examples,
-50k above) is in configs/method/instruction_tuning.yaml. NER works the same way, the answer listing the entities.
+each training example is prompt + answer (verbalization + the token ending the assistant's turn: the chat
+template's, else eos; `PromptEncoder(with_response=True)`), and the loss is the causal-LM cross-entropy of the
+answer tokens only: prompt and padding tokens are no targets (`decoding.response_cross_entropy`). Evaluation is
+`PromptedLM`'s: generation parsed into a label (`test/score`, what the tables use), and the likelihood of each
+label's answer, summed (`ll_acc`) and per token (`lln_acc`). The paper's recipe (batch 16, lr 2e-4, 10k steps
+under 50k training examples, 50k above) is in configs/method/instruction_tuning.yaml. NER works the same way, the
+answer listing the entities.
 """
 
 from __future__ import annotations

@@ -7,8 +7,10 @@ samplers; this encoder turns an example into
   the bare prompt with the tokenizer's special tokens (LLaMA-2: BOS). The input text is first cut to the data
   module's `max_length` tokens, so the model reads the same text as a label-supervised model would;
 - the answer's token ids: the formatter's response (the label's verbalization, or the entity lines) tokenized on
-  its own, then the tokenizer's eos (which ends a chat turn for SmolLM2 and LLaMA-2-chat). Instruction tuning
-  trains on prompt + answer; the likelihood reading scores every label's answer ids.
+  its own, then the token that ends the assistant's turn: in the chat template, the special token its turns end
+  with (Gemma `<end_of_turn>`, Phi-3 `<|end|>`; SmolLM2's and LLaMA-2-chat's is their eos), else the tokenizer's
+  eos (`answer_end`). Instruction tuning trains on prompt + answer; the likelihood readings score every label's
+  answer ids.
 Batches are left-padded (generation continues every row at the same position): `prefix_ids (P,)` (the tokens all
 prompts of the batch start with) and `input_ids`/`attention_mask (B, T)` (the rest of each prompt), `example_ids
 (B,)`, and `labels (B,)` with `answer_ids`/`answer_mask (C, L)` (sequence tasks) or `word_labels (B, W)`,
@@ -19,6 +21,8 @@ prompts of the batch start with) and `input_ids`/`attention_mask (B, T)` (the re
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterable
 from itertools import accumulate
 from typing import Any
 
@@ -30,6 +34,9 @@ from lightning_modules.prompting.answers import tags_to_entities
 from lightning_modules.prompting.prompts import PromptFormatter
 
 IGNORE = -100
+TURN_PROBE = "OK"  # the assistant's content in the conversation rendered to find what ends its turn
+
+log = logging.getLogger(__name__)
 
 
 def end_of_answer(tokenizer: PreTrainedTokenizerBase) -> int:
@@ -38,6 +45,37 @@ def end_of_answer(tokenizer: PreTrainedTokenizerBase) -> int:
     if end is None:
         raise ValueError("prompting needs a tokenizer with an eos (or sep) token: it ends every answer")
     return end
+
+
+def turn_end(tokenizer: PreTrainedTokenizerBase) -> int | None:
+    """The special token that ends an assistant turn in the tokenizer's chat template (Llama-3 `<|eot_id|>`, Gemma
+    `<end_of_turn>`, Phi-3 `<|end|>`, SmolLM2 `<|im_end|>`, LLaMA-2-chat `</s>`), or None.
+
+    A one-turn conversation (user, then an assistant answering `OK`) is rendered with the template; the token read
+    is the first token after the assistant's content, whitespace skipped, if it is a special token (one of the
+    tokenizer's special or added special tokens, unk excepted). A template that ends turns with plain text, or
+    none, gives None.
+    """
+    if not getattr(tokenizer, "chat_template", None):
+        return None
+    chat = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": TURN_PROBE}]
+    try:
+        text = tokenizer.apply_chat_template(chat, tokenize=False)
+    except Exception as error:  # a template may refuse this conversation (jinja's TemplateError, raise_exception)
+        log.warning("the chat template did not render a user/assistant turn (%s): no end-of-turn stop token", error)
+        return None
+    if not isinstance(text, str) or TURN_PROBE not in text:
+        return None
+    after = text[text.rindex(TURN_PROBE) + len(TURN_PROBE) :]
+    special = set(tokenizer.all_special_ids)
+    special |= {i for i, token in getattr(tokenizer, "added_tokens_decoder", {}).items() if token.special}
+    special.discard(tokenizer.unk_token_id)  # text the vocabulary lacks, not a turn's end
+    for token in tokenizer(after, add_special_tokens=False)["input_ids"]:
+        if token in special:
+            return token
+        if tokenizer.decode([token]).strip():
+            return None  # text comes first: the turn does not end with a special token
+    return None
 
 
 def left_pad(rows: list[list[int]], value: int) -> torch.Tensor:
@@ -88,9 +126,20 @@ class PromptEncoder:
         """Generated token ids to text, special tokens dropped."""
         return self._bound().batch_decode(ids, skip_special_tokens=True)
 
-    def stop_ids(self) -> list[int]:
-        """The token ids that end an answer: the tokenizer's eos (also the end of a chat turn)."""
-        return [end_of_answer(self._bound())]
+    def stop_ids(self, generation_eos: Iterable[int] = ()) -> dict[str, list[int]]:
+        """The token ids that end a generated answer, by where they come from: the tokenizer's `eos`, the
+        `generation_config`'s eos ids (`generation_eos`: `decoding.generation_eos_ids` of the model, as `generate`
+        stops at them) and the token ending an assistant turn in the tokenizer's `chat_template` (`turn_end`; also
+        when the prompts are bare: a special token is never part of an answer). An id is listed once, under its
+        first source."""
+        tokenizer, seen = self._bound(), set()
+        turn = turn_end(tokenizer)
+        sources = {"eos": [end_of_answer(tokenizer)], "generation_config": list(generation_eos)}
+        sources["chat_template"] = [] if turn is None else [turn]
+        for name, ids in sources.items():
+            sources[name] = [i for i in dict.fromkeys(ids) if i not in seen]
+            seen.update(sources[name])
+        return sources
 
     def cache_key(self) -> str:
         """The prompt formatter's settings and the chat-template choice."""
@@ -112,28 +161,39 @@ class PromptEncoder:
         texts = [tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False) for chat in chats]
         return tokenizer(texts, add_special_tokens=False)["input_ids"]  # the template holds the special tokens
 
+    def answer_end(self, tokenizer: PreTrainedTokenizerBase) -> int:
+        """The token that ends an answer: the chat template's end of turn where the prompts use a template that
+        ends turns with a special token (`turn_end`), else the tokenizer's eos."""
+        turn = turn_end(tokenizer) if self.uses_chat_template(tokenizer) else None
+        return end_of_answer(tokenizer) if turn is None else turn
+
     @staticmethod
-    def answer_ids(tokenizer: PreTrainedTokenizerBase, answers: list[str]) -> list[list[int]]:
-        """Token ids of answers: the text on its own, then eos."""
-        end = end_of_answer(tokenizer)
+    def answer_ids(tokenizer: PreTrainedTokenizerBase, answers: list[str], end: int | None = None) -> list[list[int]]:
+        """Token ids of answers: the text on its own, then `end` (None = the tokenizer's eos; see `answer_end`)."""
+        end = end_of_answer(tokenizer) if end is None else end
         return [ids + [end] for ids in tokenizer(answers, add_special_tokens=False)["input_ids"]]
 
     @staticmethod
     def cut(tokenizer: PreTrainedTokenizerBase, texts: list[str], max_length: int) -> list[str]:
         """Each text cut after its first `max_length` tokens (at the end of that token's characters)."""
         encoded = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
-        return [text if len(offsets) <= max_length else text[: offsets[max_length - 1][1]]
-                for text, offsets in zip(texts, encoded)]  # fmt: skip
+        return [
+            text if len(offsets) <= max_length else text[: offsets[max_length - 1][1]]
+            for text, offsets in zip(texts, encoded)
+        ]
 
     # -------------------------------------------------------------------------------- ExampleEncoder
     def encode(self, batch: dict[str, list], indices: list[int], split: str, data: Any) -> dict[str, list]:
         """Prompt ids, answer ids and targets of a batch of raw examples."""
         tokenizer, names = data.tokenizer, data.label_names
-        out = self._encode_texts(batch, indices, split, data) if data.task == "sequence" else self._encode_words(
-            batch, indices, data)  # fmt: skip
+        out = (
+            self._encode_texts(batch, indices, split, data)
+            if data.task == "sequence"
+            else self._encode_words(batch, indices, data)
+        )
         texts, answers = out.pop("texts"), out.pop("answers")
         out["input_ids"] = self.prompt_ids(tokenizer, [self.prompt.prompt(text, names) for text in texts])
-        out["response_ids"] = self.answer_ids(tokenizer, answers)
+        out["response_ids"] = self.answer_ids(tokenizer, answers, self.answer_end(tokenizer))
         extra = out["response_ids"] if self.with_response else [[]] * len(indices)
         out["length"] = [len(p) + len(r) for p, r in zip(out["input_ids"], extra)]
         out["example_ids"] = indices
@@ -191,14 +251,16 @@ class PromptEncoder:
             full = [f["input_ids"] + f["response_ids"] for f in features]
             batch["lm_input_ids"] = left_pad(full, data.pad_token_id)  # (B, S)
             batch["lm_attention_mask"] = left_pad([[1] * len(s) for s in full], 0)
-            batch["response_mask"] = left_pad([[0] * len(f["input_ids"]) + [1] * len(f["response_ids"])
-                                               for f in features], 0)  # fmt: skip
+            batch["response_mask"] = left_pad(
+                [[0] * len(f["input_ids"]) + [1] * len(f["response_ids"]) for f in features], 0
+            )
         return batch
 
     def label_answers(self, tokenizer: PreTrainedTokenizerBase, label_names: list[str]) -> tuple[torch.Tensor, ...]:
-        """`(C, L)` answer ids of every label (verbalization + eos), right-padded, and their mask."""
+        """`(C, L)` answer ids of every label (verbalization + `answer_end`), right-padded, and their mask."""
         key = tuple(label_names)
         if key not in self._answers:
-            ids = self.answer_ids(tokenizer, [self.prompt.response(i, label_names) for i in range(len(key))])
+            answers = [self.prompt.response(i, label_names) for i in range(len(key))]
+            ids = self.answer_ids(tokenizer, answers, self.answer_end(tokenizer))
             self._answers[key] = right_pad(ids, 0), right_pad([[1] * len(row) for row in ids], 0)
         return self._answers[key]

@@ -35,12 +35,27 @@ ENTITY_PROMPT = (
 )
 # descriptions of the CoNLL-2003 and OntoNotes v5 entity types (a type not listed is shown as its code)
 TYPE_NAMES = {
-    "PER": "person", "ORG": "organization", "LOC": "location", "MISC": "miscellaneous", "PERSON": "person",
-    "NORP": "nationality or religious or political group", "FAC": "facility", "GPE": "country or city or state",
-    "PRODUCT": "product", "EVENT": "event", "WORK_OF_ART": "work of art", "LAW": "law", "LANGUAGE": "language",
-    "DATE": "date", "TIME": "time", "PERCENT": "percent", "MONEY": "money", "QUANTITY": "quantity",
-    "ORDINAL": "ordinal", "CARDINAL": "cardinal number",
-}  # fmt: skip
+    "PER": "person",
+    "ORG": "organization",
+    "LOC": "location",
+    "MISC": "miscellaneous",
+    "PERSON": "person",
+    "NORP": "nationality or religious or political group",
+    "FAC": "facility",
+    "GPE": "country or city or state",
+    "PRODUCT": "product",
+    "EVENT": "event",
+    "WORK_OF_ART": "work of art",
+    "LAW": "law",
+    "LANGUAGE": "language",
+    "DATE": "date",
+    "TIME": "time",
+    "PERCENT": "percent",
+    "MONEY": "money",
+    "QUANTITY": "quantity",
+    "ORDINAL": "ordinal",
+    "CARDINAL": "cardinal number",
+}
 
 PROMPTS: dict[str, type[PromptFormatter]] = {}
 

@@ -1,21 +1,29 @@
-"""Prompted causal LMs, the paper's LLM baselines: `PromptedLM` (evaluation by two readings of the answer) and
+"""Prompted causal LMs, the paper's LLM baselines: `PromptedLM` (evaluation by readings of the answer) and
 `ZeroShotModule` (zero-shot prompting of an instruction/chat model; paper Tables 2-4, LLaMA-2-chat).
 
 The data module's examples become prompts through the model's `PromptEncoder` (`example_encoder()`, see
 `core.encoding`): the paper's prompt for classification, an entity-list prompt for NER (`prompting.prompts`), in
-the tokenizer's chat template where it has one. Every validation/test batch is prefilled once, then read twice
+the tokenizer's chat template where it has one. Every validation/test batch is prefilled once, then read
 (`lightning_modules.prompting.decoding`):
-- `generate`: greedy decoding with the KV cache (batched, left padding, until eos or `max_new_tokens`); the text
-  is parsed into a label (`answers.parse_label`; an answer naming no label or several is wrong and counted in
-  `<split>/invalid_rate`) or into entities mapped to BIO tags (`answers.entities_to_tags`, scored by seqeval;
-  unreadable answers counted in `invalid_rate`, entities not in the sentence in `unmatched_rate`);
-- `likelihood` (classification only): each label's answer (its verbalization + eos) scored by its summed token
-  log-probabilities after the prompt; the best one is the prediction (never invalid).
+- `generate`: greedy decoding with the KV cache (batched, left padding, until a stop token or `max_new_tokens`;
+  the stop tokens are the tokenizer's eos, the eos ids of the model's generation config and the special token that
+  ends an assistant turn in the chat template, logged once); the text is parsed into a label
+  (`answers.parse_label`; an answer naming no label or several is wrong and counted in `<split>/invalid_rate`) or
+  into entities mapped to BIO tags (`answers.entities_to_tags`, scored by seqeval; unreadable answers counted in
+  `invalid_rate`, entities not in the sentence in `unmatched_rate`);
+- `likelihood` (classification only): each label's answer (its verbalization + the end of the assistant's turn:
+  the chat template's end-of-turn token, else eos) scored by its summed token log-probabilities after the prompt;
+  the best one is the prediction (never invalid). Sums favour short answers;
+- `likelihood_mean` (classification only): the same scores divided by each answer's number of tokens (the mean
+  log-probability per token, the end of turn included): computed from the summed scores, no second pass.
 Logged like `LabelSupervisedModule`, so results tables collect these runs beside LS ones: `<split>/score` and
 `<split>/acc`, `<split>/f1` (sequence) or seqeval's `f1`, `precision`, `recall`, `word_acc`, `f1_<TYPE>` (token)
-of the `score_reading`; per reading `gen_acc`/`gen_f1`, `ll_acc`/`ll_f1`; speed `examples_per_s` (both readings),
-`gen_examples_per_s`, `ll_examples_per_s` (prefill + that reading). `test` writes `test_examples.csv` (the scored
-reading, as label supervision does) and `test_answers.jsonl` (every generated answer and how it was read).
+of the `score_reading`; per reading `gen_acc`/`gen_f1`, `ll_acc`/`ll_f1` (summed likelihood), `lln_acc`/`lln_f1`
+(length-normalised likelihood); speed `examples_per_s` (all readings), `gen_examples_per_s`, `ll_examples_per_s`,
+`lln_examples_per_s` (prefill + that reading). The tables use `test/score` = generation (the default
+`score_reading`); `ll_acc` and the length-normalised `lln_acc` are logged beside it. `test` writes
+`test_examples.csv` (the scored reading, as label supervision does) and `test_answers.jsonl` (every generated
+answer and how it was read, and each likelihood reading's label: `pred_likelihood`, `pred_likelihood_mean`).
 """
 
 from __future__ import annotations
@@ -36,15 +44,25 @@ from typing_extensions import override
 from core.class_paths import from_spec, to_spec
 from lightning_modules.metrics import ClassificationMetrics, SeqevalMetrics
 from lightning_modules.prompting.answer_metrics import AnswerMetrics
-from lightning_modules.prompting.decoding import causal_lm_parts, greedy_generate, prefill, score_answers
+from lightning_modules.prompting.decoding import (
+    causal_lm_parts,
+    generation_eos_ids,
+    greedy_generate,
+    mean_per_token,
+    prefill,
+    score_answers,
+)
 from lightning_modules.prompting.prompt_encoder import PromptEncoder, right_pad
 from lightning_modules.prompting.prompts import PROMPTS, ClassificationPrompt, EntityPrompt, PromptFormatter
 from lightning_modules.training import BackboneModule
 
 log = logging.getLogger(__name__)
 
-Reading = Literal["generate", "likelihood"]
-SHORT = {"generate": "gen", "likelihood": "ll"}  # metric name prefixes of the readings
+Reading = Literal["generate", "likelihood", "likelihood_mean"]
+# metric name prefixes of the readings: generated text, summed and length-normalised (mean per token) likelihood
+SHORT = {"generate": "gen", "likelihood": "ll", "likelihood_mean": "lln"}
+SCORED = ("likelihood", "likelihood_mean")  # the readings of the label scores (sequence tasks)
+WORK = {"generate": "generate", "likelihood": "score", "likelihood_mean": "score"}  # the clock each reading runs on
 HEADLINE = {"sequence": ("acc", "f1"), "token": ("f1",)}  # what is logged per reading
 
 
@@ -56,9 +74,11 @@ class PromptedLM(BackboneModule):
         prompt: the prompt formatter (`classification`, `entities`, or a class_path); None = the paper's prompt
             (`ClassificationPrompt`) for sequence tasks, `EntityPrompt` for token tasks.
         chat_template: wrap prompts in the tokenizer's chat template; None = where the tokenizer has one.
-        readings: how answers are read: `generate` (greedy text, parsed) and/or `likelihood` (best-scoring label;
-            sequence tasks only).
-        score_reading: the reading logged as `<split>/score` (and `acc`/`f1`): checkpoint selection, tables.
+        readings: how answers are read: `generate` (greedy text, parsed), `likelihood` (the label whose answer has
+            the highest summed log-probability) and/or `likelihood_mean` (the highest mean log-probability per
+            answer token); the likelihood readings are for sequence tasks only. None = all three.
+        score_reading: the reading logged as `<split>/score` (and `acc`/`f1`): checkpoint selection, tables. The
+            tables use `generate`; the likelihood readings are logged beside it (`ll_acc`, `lln_acc`).
         max_new_tokens: the most tokens generated per answer; None = 32 for classification, 96 for NER.
     """
 
@@ -84,6 +104,8 @@ class PromptedLM(BackboneModule):
         self.eval_metrics = nn.ModuleDict({split: self._metrics() for split in ("val", "test")})
         self._clock: dict[str, float] = {}
         self._answers: list[dict[str, Any]] = []
+        self._stop_ids: list[int] | None = None  # found once the tokenizer is bound (`generation_stop_ids`)
+        self._logged_stops: list[int] | None = None
 
     @staticmethod
     def _build_prompt(prompt: PromptFormatter | str | None, task: str) -> PromptFormatter:
@@ -95,13 +117,13 @@ class PromptedLM(BackboneModule):
 
     @staticmethod
     def _check_readings(readings: list[str] | None, score_reading: str, task: str) -> tuple[list[str], str]:
-        readings = list(readings or ["generate", "likelihood"])
+        readings = list(readings or SHORT)
         unknown = set(readings) - set(SHORT)
         if unknown or not readings:
-            raise ValueError(f"model.readings must be a non-empty list of generate/likelihood, got {readings}")
-        if task == "token" and "likelihood" in readings:
-            log.info("model.readings: `likelihood` reads labels of sequence tasks only; NER is read by generation")
-            readings = [r for r in readings if r != "likelihood"] or ["generate"]
+            raise ValueError(f"model.readings must be a non-empty list of {'/'.join(SHORT)}, got {readings}")
+        if task == "token" and set(readings) & set(SCORED):
+            log.info("model.readings: the likelihood readings read labels of sequence tasks only; NER is generated")
+            readings = [r for r in readings if r not in SCORED] or ["generate"]
             score_reading = "generate"
         if score_reading not in readings:
             raise ValueError(f"model.score_reading {score_reading!r} is not among model.readings {readings}")
@@ -111,7 +133,8 @@ class PromptedLM(BackboneModule):
         if self.task == "token":
             metrics: dict[str, nn.Module] = {"generate": SeqevalMetrics(self.label_names), "unmatched": MeanMetric()}
         else:
-            metrics = {"generate": AnswerMetrics(self.num_labels), "likelihood": ClassificationMetrics(self.num_labels)}
+            metrics = {"generate": AnswerMetrics(self.num_labels)}
+            metrics.update({reading: ClassificationMetrics(self.num_labels) for reading in SCORED})
         return nn.ModuleDict({**metrics, "invalid": MeanMetric()})
 
     def example_encoder(self) -> PromptEncoder:
@@ -123,6 +146,20 @@ class PromptedLM(BackboneModule):
         tokenizer = getattr(getattr(self.trainer, "datamodule", None), "tokenizer", None)
         if tokenizer is not None:
             self.encoder.bind(tokenizer)  # the data's tokenizer decodes the answers
+            self._stop_ids = None
+
+    def generation_stop_ids(self) -> list[int]:
+        """The token ids greedy generation stops at (`PromptEncoder.stop_ids` with the model's generation-config
+        eos ids), logged once."""
+        if self._stop_ids is None:
+            sources = self.encoder.stop_ids(generation_eos_ids(self.lm))
+            self._stop_ids = [i for ids in sources.values() for i in ids]
+            if self._stop_ids != self._logged_stops:
+                tokens = self.encoder._bound().convert_ids_to_tokens(self._stop_ids)
+                found = "; ".join(f"{name} {ids}" for name, ids in sources.items() if ids)
+                log.info("generation stops at token ids %s %s (%s)", self._stop_ids, tokens, found)
+                self._logged_stops = self._stop_ids
+        return self._stop_ids
 
     # ------------------------------------------------------------------------------------------ evaluation
     def _tick(self, key: str, start: float) -> float:
@@ -136,14 +173,18 @@ class PromptedLM(BackboneModule):
         prefix = prefill(body, head, batch["input_ids"], batch["attention_mask"], batch.get("prefix_ids"))
         now = self._tick("prefill", start)
         records: list[dict[str, Any]] = [{"example_id": i} for i in batch["example_ids"].tolist()]
-        if "likelihood" in self.readings:
-            preds = score_answers(body, head, prefix, batch["answer_ids"], batch["answer_mask"]).argmax(-1)  # (B,)
-            metrics["likelihood"].update(preds, batch["labels"], batch["example_ids"])
-            now = self._tick("likelihood", now)
-            for record, pred in zip(records, preds.tolist()):
-                record["pred_likelihood"] = pred
+        scored = [reading for reading in SCORED if reading in self.readings]
+        if scored:
+            sums = score_answers(body, head, prefix, batch["answer_ids"], batch["answer_mask"])  # (B, C)
+            scores = {"likelihood": sums, "likelihood_mean": mean_per_token(sums, batch["answer_mask"])}
+            for reading in scored:
+                preds = scores[reading].argmax(-1)  # (B,)
+                metrics[reading].update(preds, batch["labels"], batch["example_ids"])
+                for record, pred in zip(records, preds.tolist()):
+                    record[f"pred_{reading}"] = pred
+            now = self._tick("score", now)
         if "generate" in self.readings:
-            ids = greedy_generate(body, head, prefix, self.max_new_tokens, self.encoder.stop_ids())
+            ids = greedy_generate(body, head, prefix, self.max_new_tokens, self.generation_stop_ids())
             answers = self.encoder.decode(ids)
             now = self._tick("generate", now)
             read = self._read_labels if self.task == "sequence" else self._read_entities
@@ -171,8 +212,15 @@ class PromptedLM(BackboneModule):
             rows.append(tags + [self.outside_label] * (len(words) - shown))
             if parsed.entities:
                 metrics["unmatched"].update(torch.tensor(unmatched / len(parsed.entities)), len(parsed.entities))
-            records.append({"answer": answer, "valid": parsed.valid, "entities": len(parsed.entities),
-                            "unmatched": unmatched, "ignored_lines": parsed.ignored_lines})  # fmt: skip
+            records.append(
+                {
+                    "answer": answer,
+                    "valid": parsed.valid,
+                    "entities": len(parsed.entities),
+                    "unmatched": unmatched,
+                    "ignored_lines": parsed.ignored_lines,
+                }
+            )
         preds = right_pad(rows, self.outside_label).to(batch["word_labels"].device)  # (B, W)
         metrics["generate"].update(preds, batch["word_labels"], batch["example_ids"])
         metrics["invalid"].update(torch.tensor([not r["valid"] for r in records], dtype=torch.float))
@@ -220,19 +268,21 @@ class PromptedLM(BackboneModule):
             metric.reset()
 
     def _speeds(self, split: str) -> dict[str, float]:
-        """Examples per second of this process: both readings, and prefill + each reading on its own."""
+        """Examples per second of this process: all readings, and prefill + each reading on its own (the two
+        likelihood readings share one scoring of the answers)."""
         clock, examples = self._clock, self._clock.get("examples", 0)
-        total = clock.get("prefill", 0.0) + sum(clock.get(reading, 0.0) for reading in self.readings)
+        work = {WORK[reading] for reading in self.readings}
+        total = clock.get("prefill", 0.0) + sum(clock.get(name, 0.0) for name in work)
         speeds = {f"{split}/examples_per_s": examples / total} if total > 0 else {}
         for reading in self.readings:
-            seconds = clock.get("prefill", 0.0) + clock.get(reading, 0.0)
+            seconds = clock.get("prefill", 0.0) + clock.get(WORK[reading], 0.0)
             if seconds > 0:
                 speeds[f"{split}/{SHORT[reading]}_examples_per_s"] = examples / seconds
         return speeds
 
     def _write_outcomes(self, metric: Any) -> None:
         """`test_examples.csv` (per example: outcome of the scored reading, as label supervision writes it) and
-        `test_answers.jsonl` (per example: the generated answer, how it was read, the likelihood's label)."""
+        `test_answers.jsonl` (per example: the generated answer, how it was read, each likelihood reading's label)."""
         with metric.sync_context():  # the whole test set under DDP
             rows = metric.example_rows()
         trainer = self._trainer

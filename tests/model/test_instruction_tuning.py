@@ -53,9 +53,14 @@ def cue_data(llama2_tokenizer):
 
 def tuned_for(data, **kwargs) -> InstructionTuningModule:
     return InstructionTuningModule(
-        backbone_config=kwargs.pop("backbone_config", TINY_LLAMA), task=data.task, num_labels=data.num_labels,
-        label_names=data.label_names, pad_token_id=data.pad_token_id, vocab_size=data.vocab_size, **kwargs,
-    )  # fmt: skip
+        backbone_config=kwargs.pop("backbone_config", TINY_LLAMA),
+        task=data.task,
+        num_labels=data.num_labels,
+        label_names=data.label_names,
+        pad_token_id=data.pad_token_id,
+        vocab_size=data.vocab_size,
+        **kwargs,
+    )
 
 
 def test_batches_hold_prompt_then_answer_with_the_answer_masked_in(cue_data):
@@ -94,8 +99,9 @@ def test_training_loss_is_the_causal_lm_loss_of_the_answer_tokens(cue_data):
         loss = response_cross_entropy(hidden, head, batch["lm_input_ids"], batch["response_mask"])
         labels = batch["lm_input_ids"].masked_fill(batch["response_mask"] == 0, -100)
         mask = batch["lm_attention_mask"]
-        reference = module.lm(input_ids=batch["lm_input_ids"], attention_mask=mask, position_ids=positions(mask),
-                              labels=labels).loss  # fmt: skip
+        reference = module.lm(
+            input_ids=batch["lm_input_ids"], attention_mask=mask, position_ids=positions(mask), labels=labels
+        ).loss
         assert torch.allclose(loss, reference, atol=1e-5)
         padded = torch.nn.functional.pad(batch["lm_input_ids"], (5, 0), value=cue_data.pad_token_id)
         padded_mask = torch.nn.functional.pad(mask, (5, 0))
@@ -108,8 +114,14 @@ def test_instruction_tuning_teaches_a_tiny_model_to_answer_with_label_names(cue_
     """Untrained, a tiny random LM names no label; after 30 steps every answer is exactly a label name."""
     seed_everything(0)
     module = tuned_for(cue_data, finetuning="full", max_new_tokens=4, optimizer=lambda p: torch.optim.AdamW(p, 5e-3))
-    trainer = Trainer(accelerator="cpu", max_epochs=3, logger=False, enable_progress_bar=False,
-                      enable_checkpointing=False, num_sanity_val_steps=0)  # fmt: skip
+    trainer = Trainer(
+        accelerator="cpu",
+        max_epochs=3,
+        logger=False,
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        num_sanity_val_steps=0,
+    )
     trainer.test(module, datamodule=cue_data)
     assert float(trainer.callback_metrics["test/invalid_rate"]) > 0.5
     trainer.fit(module, datamodule=cue_data)
@@ -125,10 +137,21 @@ def test_instruction_tuning_learns_the_synthetic_task(llama2_tokenizer):
     seed_everything(0)
     data = EarlyCueClassification(tokenizer=llama2_tokenizer, num_train=320, num_val=32, num_test=32, batch_size=16)
     config = {**TINY_LLAMA, "hidden_size": 64, "intermediate_size": 128}
-    module = tuned_for(data, backbone_config=config, finetuning="full", max_new_tokens=4,
-                       optimizer=lambda p: torch.optim.AdamW(p, 5e-3))  # fmt: skip
-    trainer = Trainer(accelerator="cpu", max_epochs=12, logger=False, enable_progress_bar=False,
-                      enable_checkpointing=False, num_sanity_val_steps=0)  # fmt: skip
+    module = tuned_for(
+        data,
+        backbone_config=config,
+        finetuning="full",
+        max_new_tokens=4,
+        optimizer=lambda p: torch.optim.AdamW(p, 5e-3),
+    )
+    trainer = Trainer(
+        accelerator="cpu",
+        max_epochs=12,
+        logger=False,
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        num_sanity_val_steps=0,
+    )
     trainer.fit(module, datamodule=data)
     trainer.test(module, datamodule=data)
     assert float(trainer.callback_metrics["test/gen_acc"]) == float(trainer.callback_metrics["test/ll_acc"]) == 1.0
@@ -136,13 +159,40 @@ def test_instruction_tuning_learns_the_synthetic_task(llama2_tokenizer):
 
 def test_checkpoint_holds_only_lora_weights_and_rebuilds_the_model(tmp_path, llama2_tokenizer):
     data = tmp_path / "data.yaml"
-    data.write_text(json.dumps({"data": {"class_path": "datamodules.EarlyCueClassification", "init_args": {
-        "num_train": 16, "num_val": 8, "num_test": 8, "batch_size": 8, "tokenizer": llama2_tokenizer}}}))  # fmt: skip
-    checkpoint = {"class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
-                  "init_args": {"dirpath": str(tmp_path / "ckpt"), "save_last": True}}  # fmt: skip
-    args = ["--config", str(data), "--config", "configs/backbone/smollm2-135m.yaml", "--config",
-            "configs/method/instruction_tuning.yaml", *TINY, "--trainer.accelerator=cpu", "--trainer.logger=false",
-            "--trainer.max_steps=2", "--trainer.max_epochs=1", "--model.max_new_tokens=3"]  # fmt: skip
+    data.write_text(
+        json.dumps(
+            {
+                "data": {
+                    "class_path": "datamodules.EarlyCueClassification",
+                    "init_args": {
+                        "num_train": 16,
+                        "num_val": 8,
+                        "num_test": 8,
+                        "batch_size": 8,
+                        "tokenizer": llama2_tokenizer,
+                    },
+                }
+            }
+        )
+    )
+    checkpoint = {
+        "class_path": "lightning.pytorch.callbacks.ModelCheckpoint",
+        "init_args": {"dirpath": str(tmp_path / "ckpt"), "save_last": True},
+    }
+    args = [
+        "--config",
+        str(data),
+        "--config",
+        "configs/backbone/smollm2-135m.yaml",
+        "--config",
+        "configs/method/instruction_tuning.yaml",
+        *TINY,
+        "--trainer.accelerator=cpu",
+        "--trainer.logger=false",
+        "--trainer.max_steps=2",
+        "--trainer.max_epochs=1",
+        "--model.max_new_tokens=3",
+    ]
     cli = main(["fit", *args, f"--trainer.callbacks=[{json.dumps(checkpoint)}]"])
     path = tmp_path / "ckpt" / "last.ckpt"
     state = torch.load(path, map_location="cpu", weights_only=False)["state_dict"]
@@ -160,9 +210,19 @@ def test_checkpoint_holds_only_lora_weights_and_rebuilds_the_model(tmp_path, lla
 def test_paper_recipe_over_the_ls_lora_settings(llama2_tokenizer, shared_data):
     """configs/method/instruction_tuning.yaml on a backbone config: the paper's batch 16, lr 2e-4 and 10k steps, the
     backbone's LoRA r=12, alpha=32, dropout=0.1 (kept across the switch of model class)."""
-    args = ["fit", "--config", "configs/data/sst2.yaml", "--config", "configs/backbone/llama2-7b.yaml", "--config",
-            "configs/method/instruction_tuning.yaml", *TINY, f"--data.init_args.tokenizer={llama2_tokenizer}",
-            "--data.init_args.max_train_examples=32", "--data.init_args.max_eval_examples=16"]  # fmt: skip
+    args = [
+        "fit",
+        "--config",
+        "configs/data/sst2.yaml",
+        "--config",
+        "configs/backbone/llama2-7b.yaml",
+        "--config",
+        "configs/method/instruction_tuning.yaml",
+        *TINY,
+        f"--data.init_args.tokenizer={llama2_tokenizer}",
+        "--data.init_args.max_train_examples=32",
+        "--data.init_args.max_eval_examples=16",
+    ]
     cli = main([*args, *FAST])
     model = cli.model
     assert model.method == "instruction_tuning" and cli.trainer.global_step == 1
@@ -179,7 +239,19 @@ def test_instruction_tuning_config_runs_one_batch(data, llama2_tokenizer):
     if "twitter" in data and not (ROOT / "../shared/data/twitter_fin").is_dir():
         pytest.skip("../shared/data/twitter_fin is absent")
     tokenizer = [] if "right_context" in data else [f"--data.init_args.tokenizer={llama2_tokenizer}"]
-    cli = main(["fit", "--config", data, "--config", "configs/backbone/smollm2-135m.yaml", "--config",
-                "configs/method/instruction_tuning.yaml", *TINY, *tokenizer, *FAST])  # fmt: skip
+    cli = main(
+        [
+            "fit",
+            "--config",
+            data,
+            "--config",
+            "configs/backbone/smollm2-135m.yaml",
+            "--config",
+            "configs/method/instruction_tuning.yaml",
+            *TINY,
+            *tokenizer,
+            *FAST,
+        ]
+    )
     assert cli.trainer.state.finished and cli.trainer.global_step == 1
     assert "val/score" in cli.trainer.callback_metrics

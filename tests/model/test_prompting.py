@@ -191,6 +191,26 @@ def test_generation_stops_at_the_stop_token(tiny_lm):
         assert greedy_generate(body, head, state, 6, stop_ids=[first[2]])[0] == first[: first.index(first[2])]
 
 
+def test_rows_that_stop_leave_the_batch_and_the_others_answer_as_before(tiny_lm):
+    """Stopping at a token that some rows produce early and others never: the stopped rows leave the batch (their
+    cache rows are dropped), and every answer equals its row's continuation without any stop, cut at the stop."""
+    model, tokenizer = tiny_lm
+    body, head = causal_lm_parts(model)
+    prompts = tokenizer(["a fine film", "a dull, long and tiring movie", "ok", "so bad it is good", "meh"])["input_ids"]
+    ids, mask = left_pad(prompts, 0), left_pad([[1] * len(p) for p in prompts], 0)
+    with torch.no_grad():
+        full = greedy_generate(body, head, prefill(body, head, ids, mask), 8, stop_ids=[])
+        firsts = {row[0] for row in full}
+        stop = next(t for row in full for t in row[1:] if t not in firsts)  # a token that is never an answer's first
+        state = prefill(body, head, ids, mask)
+        cut = greedy_generate(body, head, state, 8, stop_ids=[stop])
+    expected = [row[: row.index(stop)] if stop in row else row for row in full]
+    assert cut == expected
+    assert any(len(row) < 7 for row in cut) and any(len(row) == 8 for row in cut)  # some stopped, some ran on
+    assert state.cache.get_seq_length() == ids.shape[1] + 7  # the rows still generating at the end: 7 steps
+    assert state.cache.layers[0].keys.shape[0] == sum(len(row) == 8 for row in cut)
+
+
 def test_invalid_answers_count_as_wrong_never_dropped():
     metric, plain = AnswerMetrics(3), ClassificationMetrics(3)
     target, ids = torch.tensor([0, 1, 2, 2]), torch.arange(4)
@@ -258,9 +278,14 @@ def cue_data(llama2_tokenizer):
 
 def zero_shot_for(data, **kwargs) -> ZeroShotModule:
     return ZeroShotModule(
-        backbone_config=TINY_LLAMA, task=data.task, num_labels=data.num_labels, label_names=data.label_names,
-        pad_token_id=data.pad_token_id, vocab_size=data.vocab_size, **kwargs,
-    )  # fmt: skip
+        backbone_config=TINY_LLAMA,
+        task=data.task,
+        num_labels=data.num_labels,
+        label_names=data.label_names,
+        pad_token_id=data.pad_token_id,
+        vocab_size=data.vocab_size,
+        **kwargs,
+    )
 
 
 @pytest.mark.parametrize("preferred", ["science", "sports"])
@@ -298,18 +323,31 @@ def test_untrained_tiny_model_answers_are_counted_invalid(cue_data):
 def test_zero_shot_test_without_fit_from_the_cli(tmp_path, llama2_tokenizer, shared_data):
     """`python main.py test` on the untrained model: both readings' metrics, the answers and the example outcomes."""
     logger = {"class_path": "lightning.pytorch.loggers.CSVLogger", "init_args": {"save_dir": str(tmp_path)}}
-    cli = main([
-        "test", "--config", "configs/data/sst2.yaml", "--config", "configs/backbone/smollm2-135m.yaml",
-        "--config", "configs/method/zero_shot.yaml", *tiny_overrides(llama2_tokenizer),
-        "--trainer.accelerator=cpu", "--trainer.callbacks=[]", "--data.init_args.max_eval_examples=12",
-        f"--trainer.logger={json.dumps(logger)}",
-    ])  # fmt: skip
+    cli = main(
+        [
+            "test",
+            "--config",
+            "configs/data/sst2.yaml",
+            "--config",
+            "configs/backbone/smollm2-135m.yaml",
+            "--config",
+            "configs/method/zero_shot.yaml",
+            *tiny_overrides(llama2_tokenizer),
+            "--trainer.accelerator=cpu",
+            "--trainer.callbacks=[]",
+            "--data.init_args.max_eval_examples=12",
+            f"--trainer.logger={json.dumps(logger)}",
+        ]
+    )
     assert type(cli.model).__name__ == "ZeroShotModule" and cli.trainer.global_step == 0
     metrics = cli.trainer.callback_metrics
     assert {"test/score", "test/acc", "test/f1", "test/gen_acc", "test/ll_acc", "test/invalid_rate"} <= set(metrics)
+    assert {"test/lln_acc", "test/lln_f1", "test/lln_examples_per_s"} <= set(metrics)  # the length-normalised one
+    assert float(metrics["test/score"]) == float(metrics["test/gen_acc"])  # the tables' score is the generated one
     log_dir = Path(cli.trainer.log_dir)
     answers = [json.loads(line) for line in (log_dir / "test_answers.jsonl").read_text().splitlines()]
     assert [a["example_id"] for a in answers] == list(range(12))
+    assert all({"pred_generate", "pred_likelihood", "pred_likelihood_mean"} <= set(a) for a in answers)
     assert (log_dir / "test_examples.csv").read_text().startswith("example_id,target,pred")
 
 
@@ -345,18 +383,29 @@ def test_zero_shot_config_runs_one_batch(data, backbone, llama2_tokenizer):
     args = ["test", "--config", data, "--config", backbone, "--config", "configs/method/zero_shot.yaml"]
     cli = main([*args, *tiny_overrides(None if synthetic else llama2_tokenizer), *FAST])
     assert cli.trainer.state.finished and cli.model.method == "zero_shot"
-    assert cli.model.readings == (["generate"] if cli.model.task == "token" else ["generate", "likelihood"])
+    sequence = ["generate", "likelihood", "likelihood_mean"]  # the overlay's default readings
+    assert cli.model.readings == (["generate"] if cli.model.task == "token" else sequence)
     assert "test/score" in cli.trainer.callback_metrics
 
 
 def test_debug_overlays_work_with_the_zero_shot_overlay():
     """The README's smoke test (configs/debug/tiny_llama.yaml + fdr.yaml; a WordPiece tokenizer ending answers with
     [SEP]) also runs the zero-shot method."""
-    cli = main([
-        "test", "--config", "experiments/repro_smollm2/right_context_ner.yaml", "--config",
-        "configs/backbone/llama2-7b-chat.yaml", "--config", "configs/method/zero_shot.yaml", "--config",
-        "configs/debug/tiny_llama.yaml", "--config", "configs/debug/fdr.yaml",
-    ])  # fmt: skip
+    cli = main(
+        [
+            "test",
+            "--config",
+            "experiments/repro_smollm2/right_context_ner.yaml",
+            "--config",
+            "configs/backbone/llama2-7b-chat.yaml",
+            "--config",
+            "configs/method/zero_shot.yaml",
+            "--config",
+            "configs/debug/tiny_llama.yaml",
+            "--config",
+            "configs/debug/fdr.yaml",
+        ]
+    )
     assert cli.trainer.state.finished and cli.model.task == "token"
 
 
@@ -383,15 +432,28 @@ def test_baseline_suites_load_with_paper_keys():
 
 def test_suite_runs_a_test_only_run_without_fit(tmp_path, llama2_tokenizer, monkeypatch):
     data = tmp_path / "data.yaml"
-    data.write_text(yaml.safe_dump({"data": {"class_path": "datamodules.EarlyCueClassification", "init_args": {
-        "num_train": 8, "num_val": 8, "num_test": 16, "tokenizer": llama2_tokenizer}}}))  # fmt: skip
+    data.write_text(
+        yaml.safe_dump(
+            {
+                "data": {
+                    "class_path": "datamodules.EarlyCueClassification",
+                    "init_args": {"num_train": 8, "num_val": 8, "num_test": 16, "tokenizer": llama2_tokenizer},
+                }
+            }
+        )
+    )
     spec = {
         "name": "zero_shot_only",
         "base_configs": ["configs/trainer/default.yaml"],
         "overrides": [*tiny_overrides(llama2_tokenizer), "--trainer.accelerator=cpu", "--model.max_new_tokens=3"],
-        "runs": [{"id": "cue-zero_shot", "configs": [str(data), "configs/backbone/smollm2-135m.yaml",
-                                                     "configs/method/zero_shot.yaml"], "stages": ["test"]}],
-    }  # fmt: skip
+        "runs": [
+            {
+                "id": "cue-zero_shot",
+                "configs": [str(data), "configs/backbone/smollm2-135m.yaml", "configs/method/zero_shot.yaml"],
+                "stages": ["test"],
+            }
+        ],
+    }
     (tmp_path / "suite.yaml").write_text(yaml.safe_dump(spec))
     suite = load_suite(tmp_path / "suite.yaml", tmp_path / "runs")
     outcome = run_suite(suite, Options(wandb="off", in_process=True, fail_fast=True))
