@@ -34,16 +34,13 @@ Add a strategy: subclass `AttentionMaskStrategy` (anywhere: this file, or your o
 
 from __future__ import annotations
 
-import copy
-import functools
 from typing import Any
 
-import torch
-from torch import nn
 from transformers import PreTrainedModel
-from transformers.masking_utils import create_causal_mask, create_sliding_window_causal_mask
 
 from core.registry import Component
+from lightning_modules.label_supervised.ls_llama_portable import CausalLowerLayers
+from lightning_modules.label_supervised.ls_llama_portable import decoder_layers as decoder_layers  # re-exported
 
 
 def is_encoder_config(config: Any) -> bool:
@@ -71,23 +68,6 @@ ENCODER_MODEL_TYPES = {
 }
 
 
-def decoder_layers(model: nn.Module) -> tuple[nn.Module, nn.ModuleList]:
-    """Find the transformer block stack: the module holding the `ModuleList` of layers, and that list.
-
-    Args:
-        model: a transformers model, possibly wrapped by peft.
-
-    Returns:
-        `(stack, layers)` where `stack` is the module whose forward builds the attention mask (e.g. `LlamaModel`).
-    """
-    num_layers = getattr(getattr(model, "config", None), "num_hidden_layers", None)
-    for module in model.modules():
-        for child in module.children():
-            if isinstance(child, nn.ModuleList) and len(child) == num_layers and num_layers:
-                return module, child
-    raise ValueError(f"could not find the {num_layers} transformer layers in {type(model).__name__}")
-
-
 def refuse_built_bidirectional(model: PreTrainedModel, strategy: str) -> None:
     """Raise if the decoder was built bidirectional by its own config (Gemma-3 `use_bidirectional_attention`):
     its attention modules and sliding window are fixed at construction, so no strategy can make it causal again."""
@@ -97,14 +77,6 @@ def refuse_built_bidirectional(model: PreTrainedModel, strategy: str) -> None:
             "bidirectional by its config (use_bidirectional_attention=True, with a halved sliding window). Set "
             "model.backbone_config: {use_bidirectional_attention: false} to load it causal, or use BidirectionalMask."
         )
-
-
-def is_sliding_layer(config: Any, index: int) -> bool:
-    """Whether decoder layer `index` uses sliding-window attention (per `layer_types`, else `sliding_window`)."""
-    layer_types = getattr(config, "layer_types", None)
-    if layer_types:
-        return layer_types[index] == "sliding_attention"
-    return getattr(config, "sliding_window", None) is not None
 
 
 MASKS: dict[str, type[AttentionMaskStrategy]] = {}
@@ -177,6 +149,7 @@ class BidirectionalFromLayer(AttentionMaskStrategy):
     a sliding-window layer, the keys outside the causal window; a 2D padding mask or none stays as it is for sdpa and
     flash, which read `is_causal`; anything else (eager without padding, flex attention's block mask) is rebuilt by
     transformers' own `create_causal_mask` / `create_sliding_window_causal_mask` for the layer's attention type.
+    The hooks are `label_supervised.ls_llama_portable.CausalLowerLayers`, which exported models ship.
 
     Args:
         layer: index of the first bidirectional layer (0 = fully bidirectional, `num_hidden_layers` = causal).
@@ -188,10 +161,7 @@ class BidirectionalFromLayer(AttentionMaskStrategy):
         if layer < 0:
             raise ValueError(f"BidirectionalFromLayer.layer must be >= 0, got {layer}")
         self.layer = layer
-        self._padding_mask: torch.Tensor | None = None
-        self._causal_masks: dict[int, Any] = {}
-        self._stack_config: Any = None
-        self._handles: list[Any] = []
+        self._hooks = CausalLowerLayers(layer)
 
     def __repr__(self) -> str:
         return f"BidirectionalFromLayer(layer={self.layer})"
@@ -216,60 +186,8 @@ class BidirectionalFromLayer(AttentionMaskStrategy):
         num_layers = model.config.num_hidden_layers
         if self.layer > num_layers:
             raise ValueError(f"BidirectionalFromLayer.layer={self.layer} but the model has {num_layers} layers")
-        for handle in self._handles:
-            handle.remove()
-        model.config.is_causal = False
-        stack, layers = decoder_layers(model)
-        self._stack_config = stack.config
-        self._handles = [stack.register_forward_pre_hook(self._capture_padding, with_kwargs=True)]
-        for index, block in enumerate(list(layers)[: self.layer]):
-            hook = functools.partial(self._make_causal, sliding=is_sliding_layer(stack.config, index))
-            self._handles.append(block.register_forward_pre_hook(hook, with_kwargs=True))
-
-    def _capture_padding(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
-        # The stack is called as stack(input_ids=..., attention_mask=(B, T)); keep the 2D padding mask.
-        self._padding_mask = kwargs.get("attention_mask", args[1] if len(args) > 1 else None)
-        self._causal_masks = {}  # built once per forward and per mask handed out, shared by the causal layers
-
-    def _make_causal(self, module: nn.Module, args: tuple, kwargs: dict, sliding: bool) -> tuple[tuple, dict]:
-        handed = kwargs.get("attention_mask")  # what the bidirectional model gives this layer
-        if id(handed) not in self._causal_masks:
-            self._causal_masks[id(handed)] = self._causal_version(handed, args, kwargs, sliding)
-        kwargs["attention_mask"] = self._causal_masks[id(handed)]
-        kwargs["is_causal"] = True
-        return args, kwargs
-
-    def _causal_version(self, handed: Any, args: tuple, kwargs: dict, sliding: bool) -> Any:
-        if isinstance(handed, torch.Tensor) and handed.ndim == 4:  # (B, 1, T, T): padding already in it
-            # the bidirectional window reaches w tokens to the left, the causal one w - 1: cut one more
-            return _with_causality(handed, self._stack_config.sliding_window if sliding else None)
-        kernel_reads_is_causal = self._stack_config._attn_implementation == "sdpa" or "flash" in str(
-            self._stack_config._attn_implementation
-        )
-        if kernel_reads_is_causal and (handed is None or (isinstance(handed, torch.Tensor) and handed.ndim == 2)):
-            return handed  # no mask, or flash's 2D padding mask: `is_causal=True` makes the kernel causal
-        causal_config = copy.copy(self._stack_config)  # current attention implementation, is_causal forced
-        causal_config.is_causal = True
-        build = create_sliding_window_causal_mask if sliding else create_causal_mask
-        return build(
-            config=causal_config,
-            inputs_embeds=args[0] if args else kwargs["hidden_states"],  # (B, T, H)
-            attention_mask=self._padding_mask,
-            cache=None,
-            position_ids=kwargs.get("position_ids"),
-        )
+        self._hooks.attach(model)
 
     def sees_right_context(self, layer: int) -> bool:
         """From layer `self.layer` on."""
         return layer >= self.layer
-
-
-def _with_causality(mask: torch.Tensor, window: int | None = None) -> torch.Tensor:
-    """A 4D mask `(B, 1, Q, K)` (boolean: True = attend; float: additive) that also forbids later keys and, given a
-    sliding `window`, keys `window` or more positions to the left (transformers' causal window: `k > q - window`)."""
-    later = torch.ones(mask.shape[-2:], dtype=torch.bool, device=mask.device).triu(1)  # (Q, K)
-    if window is not None:
-        later |= torch.ones_like(later).tril(-window)
-    if mask.dtype == torch.bool:
-        return mask & ~later
-    return mask.masked_fill(later, torch.finfo(mask.dtype).min)

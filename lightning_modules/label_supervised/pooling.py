@@ -6,11 +6,12 @@ and right padding alike. Add a pooling by subclassing `Pooling` with a `name` (d
 creates them in `build(hidden_size)`, which the head (`label_supervised.head`) calls once the backbone is known; they
 then train, checkpoint and export with the head (`AttentionPooling`). A pooling with `pools_logits = True` is applied
 to the per-token label logits instead of the states (`LogitMaxPooling`).
+
+The built-in poolings' math is in `label_supervised.ls_llama_portable` (`POOLS`), which exported models ship
+(`label_supervised.pretrained`); a pooling of your own exports as an adapter or to our `from_pretrained` only.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 from torch import nn
@@ -19,6 +20,13 @@ from typing_extensions import override
 
 from core.registry import Component
 from lightning_modules.backbone.masks import is_encoder_config
+from lightning_modules.label_supervised.ls_llama_portable import (
+    pool_attention,
+    pool_first,
+    pool_last,
+    pool_max,
+    pool_mean,
+)
 
 POOLINGS: dict[str, type[Pooling]] = {}
 
@@ -49,9 +57,7 @@ class LastTokenPooling(Pooling):
 
     def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Pool `(B, T, H)` to `(B, H)` at the rightmost position whose mask is 1 (left or right padding)."""
-        positions = torch.arange(hidden.shape[1], device=hidden.device)  # (T,)
-        last = (positions * attention_mask.bool()).argmax(dim=1)  # (B,)
-        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]  # (B, H)
+        return pool_last(hidden, attention_mask)
 
 
 class FirstTokenPooling(Pooling):
@@ -61,8 +67,7 @@ class FirstTokenPooling(Pooling):
 
     def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Pool `(B, T, H)` to `(B, H)` at the leftmost position whose mask is 1."""
-        first = attention_mask.bool().int().argmax(dim=1)  # (B,) first 1 in each row
-        return hidden[torch.arange(hidden.shape[0], device=hidden.device), first]  # (B, H)
+        return pool_first(hidden, attention_mask)
 
 
 class MeanPooling(Pooling):
@@ -72,8 +77,7 @@ class MeanPooling(Pooling):
 
     def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Average `(B, T, H)` over the real tokens to `(B, H)`."""
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
-        return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp_min(1.0)  # (B, H)
+        return pool_mean(hidden, attention_mask)
 
 
 class MaxPooling(Pooling):
@@ -83,8 +87,7 @@ class MaxPooling(Pooling):
 
     def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Max of `(B, T, H)` over the real tokens, to `(B, H)`."""
-        pad = ~attention_mask.bool().unsqueeze(-1)  # (B, T, 1)
-        return hidden.masked_fill(pad, torch.finfo(hidden.dtype).min).amax(dim=1)  # (B, H)
+        return pool_max(hidden, attention_mask)
 
 
 class LogitMaxPooling(MaxPooling):
@@ -111,10 +114,7 @@ class AttentionPooling(Pooling):
         """A weighted mean of `(B, T, H)` over the real tokens, to `(B, H)`."""
         if not hasattr(self, "query"):
             raise RuntimeError("AttentionPooling has no query yet: build(hidden_size) creates it (the head does)")
-        scores = hidden @ self.query.to(hidden.dtype) / math.sqrt(hidden.shape[-1])  # (B, T)
-        scores = scores.float().masked_fill(~attention_mask.bool(), float("-inf"))
-        weights = scores.softmax(dim=-1).to(hidden.dtype)  # (B, T), zero on pads
-        return (weights.unsqueeze(-1) * hidden).sum(dim=1)  # (B, H)
+        return pool_attention(hidden, attention_mask, self.query)
 
 
 def default_pooling(config: PretrainedConfig) -> Pooling:

@@ -122,6 +122,7 @@ def test_adapter_export_loads_with_from_pretrained_and_peft(tmp_path):
     folder = module.save_pretrained(tmp_path / "adapter", tokenizer=build_tokenizer())
     files = {p.name for p in folder.iterdir()}
     assert {"adapter_config.json", "adapter_model.safetensors", "head.safetensors", "ls_llama.json"} <= files
+    assert "README.md" not in files  # peft's blank template is dropped (app.export writes the model card)
     assert "tokenizer.json" in files
     config = json.loads((folder / "ls_llama.json").read_text())
     assert config["format"] == "adapter" and config["model"]["label_names"] == module.label_names
@@ -165,19 +166,45 @@ def test_merged_token_export_is_a_transformers_token_classifier(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs", [{"pooling": MeanPooling()}, {"mask": BidirectionalFromLayer(1)}])
-def test_merged_export_without_a_transformers_class_loads_with_from_pretrained(tmp_path, kwargs):
+def test_remote_code_export_loads_with_from_pretrained(tmp_path, kwargs):
     module = tiny_module(**kwargs)
     folder = module.save_pretrained(tmp_path / "merged", merge=True)
-    assert json.loads((folder / "ls_llama.json").read_text())["format"] == "merged"
+    assert json.loads((folder / "ls_llama.json").read_text())["format"] == "remote_code"
+    assert json.loads((folder / "config.json").read_text())["model_type"] == "ls_llama"
+    assert not (folder / "backbone").exists()  # one copy of the weights: model.safetensors
     loaded = LabelSupervisedModule.from_pretrained(folder)
     assert not any("lora_" in name for name, _ in loaded.named_parameters())
     batch = right_padded(module)
     torch.testing.assert_close(logits(loaded, batch), logits(module, batch), rtol=0, atol=1e-5)
-    if "pooling" in kwargs:  # a plain transformers backbone with the merged weights (causal: no hooks needed)
-        plain = AutoModel.from_pretrained(folder / "backbone").eval()
-        with torch.no_grad():
-            states = plain(**batch, position_ids=module.position_ids(batch["attention_mask"])).last_hidden_state
-            torch.testing.assert_close(states, module.hidden_states(**batch).last_hidden_state, rtol=0, atol=1e-5)
+    # training on: a fresh LoRA over the exported weights (its base layers get them), the same logits at the start
+    again = LabelSupervisedModule.from_pretrained(folder, finetuning="lora")
+    assert any("lora_" in name for name, _ in again.named_parameters())
+    torch.testing.assert_close(logits(again, batch), logits(module, batch), rtol=0, atol=1e-5)
+
+
+class TwoEndsPooling(MeanPooling):
+    """A pooling of our own (the mean of the first and last real token), unknown to the shipped modeling code."""
+
+    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        rows = torch.arange(hidden.shape[0])
+        last = (torch.arange(hidden.shape[1]) * attention_mask.bool()).argmax(1)
+        return (hidden[rows, attention_mask.int().argmax(1)] + hidden[rows, last]) / 2
+
+
+def test_merged_export_of_an_own_pooling_keeps_the_backbone_folder(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("LS_LLAMA_ALLOWED_CLASS_PATHS", TwoEndsPooling.__module__)
+    module = tiny_module(pooling=TwoEndsPooling())
+    with caplog.at_level("WARNING"):
+        folder = module.save_pretrained(tmp_path / "own", merge=True)
+    assert "pipeline() cannot" in caplog.text
+    assert json.loads((folder / "ls_llama.json").read_text())["format"] == "merged"
+    loaded = LabelSupervisedModule.from_pretrained(folder)
+    batch = right_padded(module)
+    torch.testing.assert_close(logits(loaded, batch), logits(module, batch), rtol=0, atol=1e-5)
+    plain = AutoModel.from_pretrained(folder / "backbone").eval()  # a plain transformers backbone, merged weights
+    with torch.no_grad():
+        states = plain(**batch, position_ids=module.position_ids(batch["attention_mask"])).last_hidden_state
+        torch.testing.assert_close(states, module.hidden_states(**batch).last_hidden_state, rtol=0, atol=1e-5)
 
 
 def test_bert_token_export_is_a_transformers_token_classifier(tmp_path, minilm_dir):
@@ -254,3 +281,12 @@ def test_head_only_and_full_finetuning_export_formats(tmp_path, finetuning, kind
     loaded = LabelSupervisedModule.from_pretrained(folder)
     batch = right_padded(module)
     torch.testing.assert_close(logits(loaded, batch), logits(module, batch), rtol=0, atol=1e-5)
+
+
+def test_export_help_says_what_merge_writes(capsys):
+    with pytest.raises(SystemExit):
+        export_main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "standard HF folder" not in text
+    for option in ("--merge", "--metrics", "--push_to_hub", "--private", "trust_remote_code=True", "pipeline()"):
+        assert option in text
