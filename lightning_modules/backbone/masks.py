@@ -186,6 +186,7 @@ class BidirectionalFromLayer(AttentionMaskStrategy):
         num_layers = model.config.num_hidden_layers
         if self.layer > num_layers:
             raise ValueError(f"BidirectionalFromLayer.layer={self.layer} but the model has {num_layers} layers")
+        self._hooks.layer = self.layer  # a subclass may set the layer once the depth is known
         self._hooks.attach(model)
 
     def sees_right_context(self, layer: int) -> bool:
