@@ -1,9 +1,13 @@
-"""Run a suite of experiments one after the other: fit, then test the best checkpoint, then tabulate.
+"""Run a suite of experiments: each run fits, then tests the best checkpoint; then tabulate.
 
     python -m experiments.suite experiments/repro_smollm2/suite.yaml            # run (or resume) every run
-    python -m experiments.suite experiments/repro_smollm2/suite.yaml --dry-run  # print the commands only
+    python -m experiments.suite experiments/repro_smollm2/suite.yaml --dry-run  # the commands, pasteable into bash
     python -m experiments.suite SUITE.yaml --only conll2003-smollm2-ls_unllama --force conll2003-smollm2-ls_unllama
     python -m experiments.suite SUITE.yaml -- --data.init_args.data_dir=/data/x   # appended to every command
+    python -m experiments.suite SUITE.yaml --launcher slurm --partition gpu --gpus-per-run 1 --time 8:00:00
+
+Each run is one submitit job (`experiments/launchers.py`): `--jobs` at a time on this machine (the default), or all
+of them as one SLURM job array (`--launcher slurm`); `--in-process` runs them here, one after the other.
 
 A suite file (YAML) lists runs; each run is `python main.py fit --config <base configs> --config <run configs>
 --config <logging overlay> <overrides>` followed by `python main.py test ... --ckpt_path <best checkpoint>`, where
@@ -15,13 +19,14 @@ split is never used for selection. Each run lives in `<runs_dir>/<run id>/`:
     test/version_N/          the test's CSV logs
     wandb/                   offline W&B runs (`wandb sync <runs_dir>/*/wandb/offline-run-*` uploads them)
     wandb_id                 the W&B run id that fit and test share (one W&B run per trained model)
-    fit.log, test.log        the commands' output
+    fit.log, test.log        the commands' output (each job's own log: <runs_dir>/.submitit/<job>_0_log.out)
     fit_done.json            best checkpoint and validation score, written when fit succeeded
     result.json              test metrics etc.: the run is finished, a later invocation skips it
 
-A run killed half-way resumes from its newest `last.ckpt` (written at each validation), or starts again when it
-had none; a run whose fit finished but whose test did not is only tested. After the runs, the results table
-(`results.md`, `results.csv`, with the paper's number beside ours) is written into `<runs_dir>`.
+A run killed half-way resumes from its newest `last*.ckpt` (`last.ckpt` at each new best, `last-interrupted.ckpt`
+on SIGTERM: pre-emption, a requeued SLURM job), or starts again when it had none, and the best checkpoint is chosen
+over all the parts of the fit; a run whose fit finished but whose test did not is only tested. After the runs, the
+results table (`results.md`, `results.csv`, with the paper's number beside ours) is written into `<runs_dir>`.
 
 W&B: each run's loggers are tagged `suite:<name>` and `run:<id>` (on top of the dataset/backbone/mask/pooling tags
 and the dataset group that the CLI adds), so a dashboard filters a suite and compares BERT vs LS-LLaMA vs
@@ -67,16 +72,17 @@ import os
 import platform
 import secrets
 import shlex
-import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from itertools import product
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from experiments import launchers
 
 ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("experiments.suite")
@@ -312,11 +318,12 @@ def load_suite(
 
 
 # ---------------------------------------------------------------------------------------------- commands
-def logging_overlay(suite: Suite, run: Run, stage: str, wandb_mode: str) -> dict[str, Any]:
+def logging_overlay(suite: Suite, run: Run, stage: str, wandb_mode: str, wandb_id: str | None = None) -> dict[str, Any]:
     """The config that sends a run's logs into its folder: CSV (`<run>/<stage>/version_N`) and W&B.
 
-    Fit and test log into one W&B run (the id of `wandb_run_id`; the test's logger resumes it), whose config
-    also holds the paper's number for the run (`paper.key`, `paper.score`, from experiments/paper_numbers.yaml).
+    Fit and test log into one W&B run (`wandb_id`, by default the run's `wandb_run_id`; the test's logger resumes
+    it), whose config also holds the paper's number for the run (`paper.key`, `paper.score`, from
+    experiments/paper_numbers.yaml).
     """
     run_dir = suite.runs_dir / run.id
     loggers: list[dict[str, Any]] = [
@@ -327,7 +334,7 @@ def logging_overlay(suite: Suite, run: Run, stage: str, wandb_mode: str) -> dict
             "save_dir": str(run_dir),
             "project": suite.project,
             "name": run.id,
-            "id": wandb_run_id(run_dir),
+            "id": wandb_id or wandb_run_id(run_dir),
             "job_type": "fit",  # the test stage adds its metrics to the fit's run
             "group": f"{suite.name}/{run.group or run.id}",  # the seeds of one setting together
             "tags": [f"suite:{suite.name}", f"run:{run.group or run.id}"]
@@ -361,10 +368,16 @@ def paper_entry(key: str | None) -> dict[str, Any]:
     return {"key": key, "score": entry.get("value"), "source": entry.get("source")}
 
 
-def command(suite: Suite, run: Run, stage: str, overlay: Path, ckpt_path: str | None = None) -> list[str]:
-    """The `main.py` arguments (without the interpreter) of a run's `fit` or `test` stage."""
+def command(
+    suite: Suite, run: Run, stage: str, overlay: Path | dict[str, Any], ckpt_path: str | None = None
+) -> list[str]:
+    """The `main.py` arguments (without the interpreter) of a run's `fit` or `test` stage; `overlay` is the logging
+    config's file, or the config itself (written inline: `--config '<json>'`, which jsonargparse reads as well)."""
     args = [stage]
-    overlay_arg = str(overlay.relative_to(ROOT)) if overlay.is_relative_to(ROOT) else str(overlay)
+    if isinstance(overlay, dict):
+        overlay_arg = json.dumps(overlay)
+    else:
+        overlay_arg = str(overlay.relative_to(ROOT)) if overlay.is_relative_to(ROOT) else str(overlay)
     for config in [*suite.base_configs, *run.configs, overlay_arg]:
         args += ["--config", config]
     args += suite.overrides + run.overrides
@@ -420,12 +433,11 @@ def execute(args: list[str], log_path: Path, in_process: bool, threads: int | No
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     with log_path.open("a") as out:
         out.write(f"(torch threads: {threads or 'default'})\n")
-        code = subprocess.call(
-            [sys.executable, "main.py", *args], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env
-        )
+        out.flush()
+        code = launchers.run_child([sys.executable, "main.py", *args], cwd=ROOT, stdout=out, env=env)
     if code != 0:
         tail = "".join(log_path.read_text().splitlines(keepends=True)[-25:])
-        raise RuntimeError(f"main.py {args[0]} exited with {code}; end of {log_path}:\n{tail}")
+        raise RuntimeError(f"main.py {args[0]} exited with {code}, log {log_path}\nits end:\n{tail}")
     return time.perf_counter() - start
 
 
@@ -446,28 +458,57 @@ def newest_last_checkpoint(run_dir: Path) -> Path | None:
     return found[-1] if found else None
 
 
-def best_checkpoint(last_ckpt: Path) -> tuple[str, float, str]:
-    """`(path, score, monitor)` of the best checkpoint that the fit's `ModelCheckpoint` recorded in `last_ckpt`.
+def _fit_parts(run_dir: Path) -> list[list[Path]]:
+    """Per `fit/version_N` (one per start of the fit, in order), its `last*.ckpt` files, oldest first."""
+    versions = sorted((run_dir / "fit").glob("version_*"), key=lambda p: int(p.name.split("_")[-1]))
+    return [sorted(v.glob("checkpoints/last*.ckpt"), key=lambda p: p.stat().st_mtime) for v in versions]
+
+
+def _interrupted(run_dir: Path) -> bool:
+    """Whether the newest part of a fit ended with the SIGTERM checkpoint (`last-interrupted.ckpt`)."""
+    parts = _fit_parts(run_dir)
+    return bool(parts and parts[-1]) and parts[-1][-1].name.startswith("last-interrupted")
+
+
+def best_checkpoint(last_ckpt: Path) -> tuple[str, float, str, bool] | None:
+    """`(path, score, monitor, maximize)` of the best checkpoint that the fit's `ModelCheckpoint` recorded in
+    `last_ckpt`; None before its first validation.
 
     Raises:
-        SuiteError: no ModelCheckpoint monitored a validation metric, or its best file is missing.
+        SuiteError: no ModelCheckpoint monitors a validation metric, or its best file is missing.
     """
     import torch
 
     state = torch.load(last_ckpt, map_location="cpu", weights_only=False)
     for key, value in state.get("callbacks", {}).items():
         monitor = value.get("monitor") if isinstance(value, dict) else None
-        if key.startswith("ModelCheckpoint") and monitor and value.get("best_model_path"):
+        if key.startswith("ModelCheckpoint") and monitor:
             if not monitor.startswith("val/"):
                 raise SuiteError(f"{last_ckpt}: ModelCheckpoint monitors {monitor!r}; select on a val/ metric")
-            path = value["best_model_path"]
-            if not Path(path).is_file():
+            path = value.get("best_model_path")
+            if path and not Path(path).is_file():
                 raise SuiteError(f"{last_ckpt}: the best checkpoint {path} it records is missing")
-            return path, float(value["best_model_score"]), monitor
+            return (path, float(value["best_model_score"]), monitor, "'mode': 'min'" not in key) if path else None
     raise SuiteError(
-        f"{last_ckpt}: no ModelCheckpoint with a monitor and a best model; the trainer config needs "
+        f"{last_ckpt}: no ModelCheckpoint with a monitor; the trainer config needs "
         "ModelCheckpoint(monitor='val/score', mode='max', save_last=True), as in configs/trainer/default.yaml"
     )
+
+
+def best_of_fit(run_dir: Path) -> tuple[str, float, str]:
+    """`(path, score, monitor)` of the best checkpoint over every part of a fit: a resumed fit logs into a new
+    `fit/version_N`, and Lightning restores a `ModelCheckpoint`'s best scores only into the same folder, so each
+    part knows its own best (ties go to the earlier part, as one uninterrupted fit keeps the first best).
+
+    Raises:
+        SuiteError: no part recorded a best checkpoint (see `best_checkpoint`).
+    """
+    found = [best for lasts in _fit_parts(run_dir) if lasts and (best := best_checkpoint(lasts[-1]))]
+    if not found:
+        raise SuiteError(f"{run_dir}/fit: no ModelCheckpoint recorded a best checkpoint (no validation ran?)")
+    sign = 1 if found[0][3] else -1
+    path, score, monitor, _ = max(found, key=lambda best: (sign * best[1], -found.index(best)))
+    return path, score, monitor
 
 
 def test_metrics(run_dir: Path) -> dict[str, float]:
@@ -503,7 +544,8 @@ def machine() -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------------ running
 @dataclass
 class Options:
-    """How to run a suite (see `python -m experiments.suite --help`)."""
+    """How to run a suite (see `python -m experiments.suite --help`); `rerun` is the runner's command line for
+    one run (without `--only`), which `--dry-run` prints."""
 
     only: list[str] | None = None
     seeds: list[int] | None = None
@@ -514,6 +556,9 @@ class Options:
     threads: str = "default"
     fail_fast: bool = False
     jobs: int = 1
+    launcher: str = "local"
+    slurm: launchers.SlurmOptions = field(default_factory=launchers.SlurmOptions)
+    rerun: list[str] | None = None
 
 
 def _check_arguments(run_dir: Path, arguments: dict[str, Any]) -> None:
@@ -525,8 +570,9 @@ def _check_arguments(run_dir: Path, arguments: dict[str, Any]) -> None:
         )
 
 
-def run_one(suite: Suite, run: Run, options: Options) -> dict[str, Any] | None:
-    """Fit and test one run, resuming what an earlier invocation left; returns its result (None on a dry run)."""
+def prepare(suite: Suite, run: Run, options: Options) -> dict[str, Any] | None:
+    """Check a run against what an earlier invocation left (`--force` deletes it first) and write its run.json and
+    logging configs; returns its result if it finished earlier (nothing is written then, nor on a dry run)."""
     run_dir = suite.runs_dir / run.id
     if run.id in options.force and run_dir.exists() and not options.dry_run:
         import shutil
@@ -542,15 +588,24 @@ def run_one(suite: Suite, run: Run, options: Options) -> dict[str, Any] | None:
     if done is not None:
         log.info("%s: finished earlier (test/score %.4f), skipped", run.id, done["test"]["test/score"])
         return done
-    overlays = {stage: run_dir / f"logging_{stage}.yaml" for stage in ("fit", "test")}
     if options.dry_run:
-        for stage in run.stages:
-            print(f"python main.py {shlex.join(command(suite, run, stage, overlays[stage]))}")
         return None
     run_dir.mkdir(parents=True, exist_ok=True)
     _write_json(run_dir / "run.json", {"id": run.id, "suite": suite.name, "arguments": arguments})
-    for stage, overlay in overlays.items():
-        overlay.write_text(yaml.safe_dump(logging_overlay(suite, run, stage, options.wandb), sort_keys=False))
+    for stage in ("fit", "test"):
+        overlay = logging_overlay(suite, run, stage, options.wandb)
+        (run_dir / f"logging_{stage}.yaml").write_text(yaml.safe_dump(overlay, sort_keys=False))
+    return None
+
+
+def run_stages(suite: Suite, run: Run, options: Options) -> dict[str, Any]:
+    """Fit and test a prepared run, resuming what an earlier attempt left (a requeued job: a finished run is
+    returned as it is, a finished fit is only tested, a fit resumes from its newest `last*.ckpt`)."""
+    run_dir = suite.runs_dir / run.id
+    done = _read_json(run_dir / "result.json")
+    if done is not None:
+        return done
+    overlays = {stage: run_dir / f"logging_{stage}.yaml" for stage in ("fit", "test")}
     if "fit" not in run.stages:
         return _test(suite, run, run_dir, overlays["test"], {}, options)  # the untrained model, no checkpoint
     fit = _read_json(run_dir / "fit_done.json") or _fit(suite, run, run_dir, overlays["fit"], options)
@@ -569,7 +624,9 @@ def _fit(suite: Suite, run: Run, run_dir: Path, overlay: Path, options: Options)
             f"{run_dir}: fit wrote no last.ckpt; the trainer config needs checkpointing on (no fast_dev_run) and "
             "ModelCheckpoint(monitor='val/score', mode='max', save_last=True)"
         )
-    best, score, monitor = best_checkpoint(last)
+    if launchers.stopping() or _interrupted(run_dir):  # main.py exits 0 after its SIGTERM checkpoint
+        raise RuntimeError(f"main.py fit was interrupted (SIGTERM) and saved {last}: the next start resumes there")
+    best, score, monitor = best_of_fit(run_dir)
     fit = {"best_ckpt": best, "best_val": score, "monitor": monitor, "fit_seconds": seconds, "fit_command": args}
     fit["fit_threads"] = threads
     _write_json(run_dir / "fit_done.json", fit)
@@ -601,46 +658,118 @@ def _test(suite: Suite, run: Run, run_dir: Path, overlay: Path, fit: dict, optio
     return result
 
 
+def print_dry_run(suite: Suite, runs: list[Run], options: Options) -> None:
+    """Print what running `runs` would execute, as a script that runs when pasted into bash: per run the runner's
+    line (a comment) and the exact `main.py` commands, with the logging configs inline and the test's checkpoint
+    found after the fit; then, for `--launcher slurm`, the sbatch script of the array (comments)."""
+    rerun = options.rerun or [str(suite.path), "--runs-dir", str(suite.runs_dir)]
+    split = rerun.index("--") if "--" in rerun else len(rerun)
+    print(f"cd {shlex.quote(str(ROOT))}")
+    for run in runs:
+        run_dir = suite.runs_dir / run.id
+        wandb_id = (run_dir / "wandb_id").read_text().strip() if (run_dir / "wandb_id").is_file() else None
+        wandb_id = wandb_id or secrets.token_hex(6)  # not written: the runner makes the run's own
+        print(f"# {run.id}: {' then '.join(run.stages)}. The runner does it and keeps the run's state:")
+        print(f"#   python -m experiments.suite {shlex.join([*rerun[:split], '--only', run.id, *rerun[split:]])}")
+        print("# or by hand, the same commands:")
+        fit = _read_json(run_dir / "fit_done.json")
+        for stage in run.stages:
+            overlay = logging_overlay(suite, run, stage, options.wandb, wandb_id)
+            resume = newest_last_checkpoint(run_dir) if stage == "fit" and fit is None else None
+            line = f"python main.py {shlex.join(command(suite, run, stage, overlay, str(resume) if resume else None))}"
+            if stage == "test" and "fit" in run.stages:  # the checkpoint the fit's ModelCheckpoint keeps for val/score
+                best = (
+                    shlex.quote(fit["best_ckpt"])
+                    if fit
+                    else f'"$(ls -t {run_dir}/fit/version_*/checkpoints/best-*.ckpt | head -1)"'
+                )
+                line += f" --ckpt_path {best}"
+            print(line)
+    if options.launcher == "slurm" and runs:
+        script = launchers.sbatch_script(options.slurm, suite.name, suite.runs_dir / ".submitit", len(runs))
+        print(f"# SLURM: one job array of {len(runs)} runs; the sbatch script that submitit writes:")
+        print("\n".join(f"#   {line}" if line else "#" for line in script.splitlines()))
+
+
 def run_suite(suite: Suite, options: Options) -> dict[str, Any]:
-    """Run (or resume) every selected run in order; returns `{"results": [...], "failed": {id: error}}`."""
+    """Run (or resume) every selected run, each a submitit job (`options.launcher`), or one after the other in this
+    process (`options.in_process`); returns `{"results": [...], "failed": {id: error}}`."""
     selected = [r for r in suite.runs if options.only is None or r.id in options.only or r.group in options.only]
     selected = [r for r in selected if options.seeds is None or r.seed in options.seeds]
     unknown = set(options.only or []) - {r.id for r in suite.runs} - {r.group for r in suite.runs}
     if unknown:
         raise SuiteError(f"{suite.path}: --only names runs that the suite lacks: {sorted(unknown)}")
-    results, failed = [], {}
+    finished = {run.id: prepare(suite, run, options) for run in selected}
+    todo = [run for run in selected if finished[run.id] is None]
+    if options.dry_run:
+        print_dry_run(suite, todo, options)
+        return {"results": [], "failed": {}}
+    outcomes: dict[str, dict[str, Any]] = {}
 
-    def attempt(index: int, run: Run) -> None:
-        log.info("[%d/%d] %s", index, len(selected), run.id)
+    def report(run_id: str, outcome: dict[str, Any]) -> bool:
+        outcomes[run_id] = outcome
+        if "error" in outcome:
+            log.error("%s failed: %s", run_id, outcome["error"])
+            return not options.fail_fast
+        log.info("%s: done, test/score %.4f", run_id, outcome["result"]["test"]["test/score"])
+        return True
+
+    for i, run in enumerate(todo if options.in_process else [], 1):
+        log.info("[%d/%d] %s", i, len(todo), run.id)
         try:
-            result = run_one(suite, run, options)
+            report(run.id, {"result": run_stages(suite, run, options)})
         except (RuntimeError, SuiteError) as error:
-            if options.fail_fast or isinstance(error, SuiteError) and "run.json" in str(error):
+            if options.fail_fast:
                 raise
-            log.error("%s failed: %s", run.id, error)
-            failed[run.id] = str(error)
-            return
-        if result is not None:
-            results.append(result)
-
-    if options.jobs > 1 and not (options.dry_run or options.in_process):
-        # runs are subprocesses: threads only wait on them; they start in suite order, `jobs` at a time
-        with ThreadPoolExecutor(options.jobs) as pool:
-            for future in [pool.submit(attempt, i, run) for i, run in enumerate(selected, 1)]:
-                future.result()
-    else:
-        for i, run in enumerate(selected, 1):
-            attempt(i, run)
-    if not options.dry_run and any(suite.runs_dir.glob("*/result.json")):
+            report(run.id, {"error": str(error)})
+    if todo and not options.in_process:
+        work = {run.id: partial(run_stages, suite, run, options) for run in todo}
+        launchers.launch(work, options.launcher, suite.runs_dir / ".submitit", suite.name, options.jobs,
+                         options.slurm, report)  # fmt: skip
+    failed = {run_id: _failure(outcome) for run_id, outcome in outcomes.items() if "error" in outcome}
+    if failed and options.fail_fast:
+        raise RuntimeError(f"{next(iter(failed))}: {next(iter(failed.values()))}")
+    results = [
+        finished[r.id] or outcomes[r.id]["result"]
+        for r in selected
+        if "result" in outcomes.get(r.id, {"result": finished[r.id]})
+    ]
+    if any(suite.runs_dir.glob("*/result.json")):
         from experiments.results_table import write_tables
 
         write_tables(suite.runs_dir, suite.runs_dir)
     return {"results": results, "failed": failed}
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def _failure(outcome: dict[str, Any]) -> str:
+    """A failed run's error, its first line naming the job's log (the commands' logs are in the run folder)."""
+    first, _, rest = outcome["error"].partition("\n")
+    return first + (f" (job log: {outcome['log']})" if outcome.get("log") else "") + (f"\n{rest}" if rest else "")
+
+
+NOT_RERUN = {"help", "suite", "only", "seeds", "force", "dry_run"}  # left out of `Options.rerun`
+
+
+def rerun_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
+    """The runner's command line for the same runs folder and settings, without the run selection."""
+    line = [args.suite]
+    for action in parser._actions:
+        value = getattr(args, action.dest, None)
+        if action.dest in NOT_RERUN or value == action.default:
+            continue
+        if isinstance(action, argparse._StoreTrueAction):
+            line.append(action.option_strings[0])
+        else:
+            line += [str(x) for item in (value if isinstance(action, argparse._AppendAction) else [value])
+                     for x in (action.option_strings[0], item)]  # fmt: skip
+    return line + (["--", *args.overrides] if args.overrides else [])
+
+
+def parser() -> argparse.ArgumentParser:
     """The runner's command line."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m experiments.suite", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("suite", help="suite YAML file")
     parser.add_argument("--only", nargs="+", metavar="ID", help="run only these run ids (or ids without -s<n>)")
     parser.add_argument("--seeds", nargs="+", type=int, metavar="N", help="run only the repeats of these seeds")
@@ -654,12 +783,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--fail-fast", action="store_true", help="stop at the first failed run")
     parser.add_argument(
-        "--jobs", type=int, default=1, help="runs at a time (subprocesses; give each --threads cores / jobs)"
+        "--jobs", type=int, default=1, help="runs at a time here (--launcher local; give each --threads cores / jobs)"
     )
+    launchers.add_arguments(parser)
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The runner's parsed command line; `overrides` holds what follows `--`, `rerun` its `Options.rerun`."""
+    cli = parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     split = argv.index("--") if "--" in argv else len(argv)  # after `--`: CLI arguments for every fit and test
-    args = parser.parse_args(argv[:split])
+    args = cli.parse_args(argv[:split])
     args.overrides = argv[split + 1 :]
+    if args.launcher == "slurm" and args.jobs != 1:
+        cli.error("--jobs is for --launcher local; on SLURM, --array-parallelism N runs N at a time")
+    try:
+        args.slurm = launchers.slurm_options(args)
+    except ValueError as error:
+        cli.error(str(error))
+    args.rerun = rerun_args(cli, args)
     return args
 
 
@@ -679,6 +822,9 @@ def main(argv: list[str] | None = None) -> int:
         fail_fast=args.fail_fast,
         threads=args.threads,
         jobs=args.jobs,
+        launcher=args.launcher,
+        slurm=args.slurm,
+        rerun=args.rerun,
     )
     outcome = run_suite(suite, options)
     for run_id, error in outcome["failed"].items():
