@@ -19,6 +19,7 @@ Interruptions, on SLURM:
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import re
@@ -261,6 +262,7 @@ class Job:
 
 
 # ------------------------------------------------------------------------------------------- executors
+JOBS = "slurm_jobs.json"  # {run id: SLURM job id} of the latest submissions from a runs folder
 FINAL_STATES = {"BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL", "OUT_OF_MEMORY", "TIMEOUT"}
 GONE = "GONE"  # squeue no longer knows the job (older than MinJobAge): it ended
 
@@ -321,6 +323,36 @@ def _outcome(job: Any) -> dict[str, Any]:
     return {**outcome, "log": job.paths.stdout}
 
 
+def _live_jobs(folder: Path) -> dict[str, str]:
+    """`{run id: job id}` of the jobs an earlier runner submitted from `folder` that SLURM still queues or runs."""
+    recorded = json.loads((folder / JOBS).read_text()) if (folder / JOBS).is_file() else {}
+    if not recorded:
+        return {}
+    queue = subprocess.run(["squeue", "--me", "--array", "--noheader", "--format=%i"], capture_output=True, text=True)
+    active = set(queue.stdout.split())
+    return {run_id: job_id for run_id, job_id in recorded.items() if job_id in active}
+
+
+def _submit_array(runner: Any, work: dict[str, Callable[[], dict[str, Any]]], folder: Path) -> dict[str, Any]:
+    """Submit `work` as one job array, except runs whose job from an earlier runner still lives: wait for those."""
+    from submitit.slurm.slurm import SlurmJob
+
+    live = _live_jobs(folder)
+    todo = [run_id for run_id in work if run_id not in live]
+    with runner.batch():
+        submitted = {run_id: runner.submit(Job(work[run_id])) for run_id in todo}
+    jobs = {**{run_id: SlurmJob(folder, live[run_id]) for run_id in work if run_id in live}, **submitted}
+    recorded = json.loads((folder / JOBS).read_text()) if (folder / JOBS).is_file() else {}
+    (folder / JOBS).write_text(json.dumps({**recorded, **{r: job.job_id for r, job in jobs.items()}}, indent=1))
+    watcher = _watcher()
+    for run_id, job in jobs.items():
+        job.watcher = watcher  # this job's state comes from our poller (sacct, else squeue)
+        watcher.register_job(job.job_id)
+        how = "still queued or running from an earlier runner" if run_id in live else "submitted"
+        log.info("%s: SLURM job %s, %s (log %s)", run_id, job.job_id, how, job.paths.stdout)
+    return jobs
+
+
 def launch(
     work: dict[str, Callable[[], dict[str, Any]]],
     launcher: str,
@@ -338,14 +370,7 @@ def launch(
     runner = executor(launcher, folder, name, slurm or SlurmOptions())
     queue, running, outcomes = list(work), {}, {}
     if launcher == "slurm":  # all at once: one array, throttled by SLURM (--array-parallelism)
-        with runner.batch():
-            submitted = [(run_id, runner.submit(Job(work[run_id]))) for run_id in queue]
-        watcher = _watcher()
-        for run_id, job in submitted:
-            job.watcher = watcher  # this job's state comes from our poller (sacct, else squeue)
-            watcher.register_job(job.job_id)
-            running[run_id] = job
-            log.info("%s: SLURM job %s (log %s)", run_id, job.job_id, job.paths.stdout)
+        running = _submit_array(runner, work, folder)
         queue = []
     while queue or running:
         while queue and len(running) < max(1, jobs):
