@@ -747,7 +747,7 @@ def _failure(outcome: dict[str, Any]) -> str:
     return first + (f" (job log: {outcome['log']})" if outcome.get("log") else "") + (f"\n{rest}" if rest else "")
 
 
-NOT_RERUN = {"help", "suite", "only", "seeds", "force", "dry_run"}  # left out of `Options.rerun`
+NOT_RERUN = {"help", "suite", "only", "seeds", "force", "dry_run", "to_sweep"}  # left out of `Options.rerun`
 
 
 def rerun_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
@@ -785,6 +785,9 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--jobs", type=int, default=1, help="runs at a time here (--launcher local; give each --threads cores / jobs)"
     )
+    parser.add_argument(
+        "--to-sweep", nargs="?", const="-", metavar="OUT", help="write the equivalent W&B sweep to OUT (or print it)"
+    )
     launchers.add_arguments(parser)
     return parser
 
@@ -812,6 +815,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     suite = load_suite(args.suite, args.runs_dir, args.only)
     suite.overrides += args.overrides
+    if args.to_sweep:
+        from experiments.wandb_sweep import write_sweep
+
+        write_sweep(suite, args.suite, args.to_sweep)
+        return 0
     options = Options(
         only=args.only,
         seeds=args.seeds,
