@@ -24,6 +24,7 @@ import logging
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -90,6 +91,8 @@ def slurm_options(args: argparse.Namespace) -> SlurmOptions:
     )
     if args.launcher == "slurm":
         slurm_parameters(options, "check")  # raises on a malformed value
+        if not args.dry_run and shutil.which("sbatch") is None:
+            raise ValueError("--launcher slurm: no sbatch on this machine (run it from the cluster's login node)")
     return options
 
 
@@ -247,6 +250,7 @@ class Job:
         try:
             return {"result": self.work()}
         except Exception as error:
+            log.error("%s", error, exc_info=not isinstance(error, RuntimeError))  # a traceback where unexpected
             if _stopping:
                 print(f"stopped by SIGTERM ({error}); no result: the scheduler requeues or cancels this job",
                       file=sys.stderr, flush=True)  # fmt: skip
@@ -339,8 +343,10 @@ def _submit_array(runner: Any, work: dict[str, Callable[[], dict[str, Any]]], fo
 
     live = _live_jobs(folder)
     todo = [run_id for run_id in work if run_id not in live]
-    with runner.batch():
-        submitted = {run_id: runner.submit(Job(work[run_id])) for run_id in todo}
+    submitted = {}
+    if todo:
+        with runner.batch():
+            submitted = {run_id: runner.submit(Job(work[run_id])) for run_id in todo}
     jobs = {**{run_id: SlurmJob(folder, live[run_id]) for run_id in work if run_id in live}, **submitted}
     recorded = json.loads((folder / JOBS).read_text()) if (folder / JOBS).is_file() else {}
     (folder / JOBS).write_text(json.dumps({**recorded, **{r: job.job_id for r, job in jobs.items()}}, indent=1))

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from experiments.suite import ROOT, STAGES, Suite, SuiteError
+from experiments.suite_spec import ROOT, STAGES, Suite, SuiteError
 
 ONLINE = "experiments/sweeps/wandb_online.yaml"
 METRIC = {"name": "best/val_score", "goal": "maximize"}

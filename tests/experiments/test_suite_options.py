@@ -49,3 +49,10 @@ def test_bad_launcher_options_get_one_line(tmp_path, capsys, extra, message):
     assert stop.value.code == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert message in error and error.startswith("python -m experiments.suite: error:")
+
+
+def test_the_slurm_launcher_needs_sbatch(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(launchers.shutil, "which", lambda name: None)
+    with pytest.raises(SystemExit):
+        suite_module.main([str(write_tiny_suite(tmp_path)), "--launcher", "slurm", "--time", "1:00:00"])
+    assert "--launcher slurm: no sbatch on this machine" in capsys.readouterr().err
