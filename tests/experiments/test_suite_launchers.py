@@ -1,7 +1,11 @@
-"""The suite runner on a real SLURM cluster (single node, started by the `slurm_cluster` fixture), with the README's
-command: an array of the tiny 3-run suite in which one run is requeued after its first checkpoint (`scontrol
-requeue`, what pre-emption does) and one gets submitit's time-limit signal (USR2); both must end with the metrics
-of the local launcher's uninterrupted runs, and the third run fails and is reported with its log."""
+"""The suite runner's launchers on a tiny 3-run suite (two short fits and a run that fails).
+
+Local (submitit's LocalExecutor): two jobs at a time, the failed run reported with its logs, finished runs not
+submitted again. SLURM, on a real single-node cluster that the `slurm_cluster` fixture starts, with the README's
+commands: the array in which one run is requeued after its first checkpoint (`scontrol requeue`, what pre-emption
+does) and one gets submitit's time-limit signal (USR2), both ending with the metrics of the local launcher's
+uninterrupted runs; a second runner that waits for the first one's job; the multi-node sbatch script as two DDP
+processes. Every test here shares one xdist group (one cluster, one local run; `--dist loadgroup` in pyproject)."""
 
 from __future__ import annotations
 
@@ -16,13 +20,68 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import FAILED, ROOT, write_cluster_suite
+from launcher_helpers import FAILED, ROOT, runner, write_cluster_suite
+from slurm_cluster import SlurmCluster, missing_binaries
 
-pytestmark = [pytest.mark.slurm, pytest.mark.xdist_group("slurm")]
+pytestmark = pytest.mark.xdist_group("slurm")
 README = ROOT / "README.md"
 SWAPS = {"--partition": "test", "--gpus-per-run": "0", "--time": "0:20:00", "--array-parallelism": "2"}
 
 
+@pytest.fixture(scope="module")
+def slurm_cluster(tmp_path_factory) -> SlurmCluster:
+    """A single-node SLURM cluster of this host, up for this module (`SLURM_CONF` points the clients to it)."""
+    missing = missing_binaries()
+    if missing:
+        pytest.skip(f"SLURM is not installed (no {', '.join(missing)}): `make slurm` installs Debian's packages")
+    if os.geteuid() != 0:
+        pytest.skip("a test SLURM cluster needs root (slurmd starts jobs as their users)")
+    cluster = SlurmCluster(tmp_path_factory.mktemp("slurm"))
+    cluster.start()
+    saved = os.environ.get("SLURM_CONF")
+    os.environ["SLURM_CONF"] = str(cluster.conf)
+    try:
+        yield cluster
+    finally:
+        os.environ.pop("SLURM_CONF") if saved is None else os.environ.__setitem__("SLURM_CONF", saved)
+        cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def local_runs(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
+    """The cluster suite run by the local launcher, two runs at a time: the runner's output and the runs folder."""
+    suite = write_cluster_suite(tmp_path_factory.mktemp("local_launcher"))
+    return runner([str(suite), "--jobs", "2"]), suite.parent / "runs"
+
+
+# ------------------------------------------------------------------------------------------- the local launcher
+def test_two_jobs_at_a_time_and_the_failed_run_reported(local_runs):
+    result, runs = local_runs
+    assert result.returncode == 1, result.stderr[-4000:]
+    started = [line for line in result.stderr.splitlines() if ": started (log " in line]
+    first_done = next(i for i, line in enumerate(result.stderr.splitlines()) if ": done, test/score" in line)
+    assert len(started) == 3 and result.stderr.splitlines().index(started[1]) < first_done  # two at once
+    (failed,) = FAILED.findall(result.stderr)
+    run_id, stage, log, job_log = failed
+    assert (run_id, stage, Path(log)) == ("broken", "fit", runs / "broken" / "fit.log")
+    assert "max_epochs" in Path(log).read_text() and Path(job_log).parent == runs / ".submitit"
+    for run_id in ("causal", "bidirectional"):
+        done = json.loads((runs / run_id / "result.json").read_text())
+        assert done["id"] == run_id and done["best_ckpt"] in " ".join(done["test_command"])
+        assert [p.name for p in (runs / run_id / "fit").iterdir()] == ["version_0"]
+    assert sorted(p.parent.name for p in runs.glob("*/result.json")) == ["bidirectional", "causal"]
+
+
+def test_finished_runs_are_not_submitted_again(local_runs):
+    _, runs = local_runs
+    logs = sorted((runs / ".submitit").glob("*_log.out"))
+    again = runner([str(runs.parent / "suite.yaml"), "--only", "causal", "bidirectional"])
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stderr.count("finished earlier") == 2 and ": started" not in again.stderr
+    assert sorted((runs / ".submitit").glob("*_log.out")) == logs
+
+
+# ----------------------------------------------------------------------------------------------------- SLURM
 def readme_commands() -> list[str]:
     """The commands of the README's "On a cluster" section (continuation lines joined, comments dropped)."""
     section = README.read_text().split("## On a cluster", 1)[1].split("\n## ", 1)[0]
@@ -89,6 +148,7 @@ def _table(runs: Path) -> pd.DataFrame:
     return pd.read_csv(runs / "results.csv").drop(columns=["fit_minutes"]).sort_values("run", ignore_index=True)
 
 
+@pytest.mark.slurm
 def test_the_array_finishes_and_its_table_equals_the_local_launchers(slurm_runs, local_runs):
     status, output, runs, _ = slurm_runs
     assert status == 1, output[-4000:]  # the broken run
@@ -105,6 +165,7 @@ def _fits(run_dir: Path) -> list[str]:
     return [line for line in (run_dir / "fit.log").read_text().splitlines() if line.startswith("$ python main.py fit")]
 
 
+@pytest.mark.slurm
 @pytest.mark.parametrize("run_id", ["causal", "bidirectional"], ids=["requeued", "time_limit"])
 def test_an_interrupted_run_resumes_from_its_checkpoint_and_matches(run_id, slurm_runs, local_runs):
     _, output, runs, interrupted = slurm_runs
@@ -122,6 +183,7 @@ def test_an_interrupted_run_resumes_from_its_checkpoint_and_matches(run_id, slur
         assert "Calling checkpoint method" in job_log and "Requeued job" in job_log
 
 
+@pytest.mark.slurm
 def test_a_failing_run_is_reported_with_its_logs(slurm_runs):
     status, output, runs, _ = slurm_runs
     (failed,) = FAILED.findall(output)
@@ -132,6 +194,7 @@ def test_a_failing_run_is_reported_with_its_logs(slurm_runs):
     assert not (runs / "broken" / "result.json").exists()
 
 
+@pytest.mark.slurm
 def test_a_second_runner_waits_for_the_jobs_of_the_first_instead_of_resubmitting(slurm_cluster, tmp_path):
     """The runner dies (a login node's session ends) while its job waits in the queue: the same command again
     attaches to that job; cancelling it is then reported as a run that ended without a result."""
@@ -190,6 +253,7 @@ def readme_multinode_script(scratch: Path, data: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+@pytest.mark.slurm
 def test_the_readme_multinode_script_runs_ddp_under_srun(slurm_cluster, tmp_path):
     for name in ("configs", "main.py"):
         (tmp_path / name).symlink_to(ROOT / name)

@@ -1,44 +1,20 @@
-"""Fixtures of the launcher tests: a real single-node SLURM cluster (session scope) and a tiny 3-run suite.
+"""What the launcher tests share: a tiny 3-run suite and the runner's command line.
 
-The tests that use the cluster, and those that compare with the local launcher's runs, share one xdist group
-(`@pytest.mark.xdist_group("slurm")`, run with `--dist loadgroup` as pyproject's addopts say): one worker starts
-the cluster and runs the suite once.
+(Not a conftest.py: the repository's test modules do `from conftest import ...` meaning tests/conftest.py, and pytest
+imports every conftest.py of a folder without __init__.py as the module `conftest`, the last one winning.)
 """
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
-from slurm_cluster import SlurmCluster, missing_binaries
 from suite_helpers import TINY_DATA, TINY_OVERRIDES
 
 ROOT = Path(__file__).resolve().parents[2]
-RUNS = ("causal", "bidirectional", "broken")
-
-
-@pytest.fixture(scope="session")
-def slurm_cluster(tmp_path_factory) -> SlurmCluster:
-    """A single-node SLURM cluster of this host, up for the session (`SLURM_CONF` points the clients to it)."""
-    missing = missing_binaries()
-    if missing:
-        pytest.skip(f"SLURM is not installed (no {', '.join(missing)}): `make slurm` installs Debian's packages")
-    if os.geteuid() != 0:
-        pytest.skip("a test SLURM cluster needs root (slurmd starts jobs as their users)")
-    cluster = SlurmCluster(tmp_path_factory.mktemp("slurm"))
-    cluster.start()
-    saved = os.environ.get("SLURM_CONF")
-    os.environ["SLURM_CONF"] = str(cluster.conf)
-    try:
-        yield cluster
-    finally:
-        os.environ.pop("SLURM_CONF") if saved is None else os.environ.__setitem__("SLURM_CONF", saved)
-        cluster.stop()
 
 
 def write_cluster_suite(folder: Path) -> Path:
@@ -75,10 +51,3 @@ def runner(args: list[str], **kwargs) -> subprocess.CompletedProcess:
 
 
 FAILED = re.compile(r"^FAILED (\S+): main\.py (\w+) exited with \d+, log (\S+) \(job log: (\S+)\)$", re.M)
-
-
-@pytest.fixture(scope="session")
-def local_runs(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
-    """The cluster suite run by the local launcher, two runs at a time: the runner's output and the runs folder."""
-    suite = write_cluster_suite(tmp_path_factory.mktemp("local_launcher"))
-    return runner([str(suite), "--jobs", "2"]), suite.parent / "runs"
