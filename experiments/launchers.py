@@ -252,8 +252,11 @@ class Job:
         except Exception as error:
             log.error("%s", error, exc_info=not isinstance(error, RuntimeError))  # a traceback where unexpected
             if _stopping:
-                print(f"stopped by SIGTERM ({error}); no result: the scheduler requeues or cancels this job",
-                      file=sys.stderr, flush=True)  # fmt: skip
+                print(
+                    f"stopped by SIGTERM ({error}); no result: the scheduler requeues or cancels this job",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 os._exit(143)
             return {"error": str(error)}
 
@@ -284,8 +287,11 @@ def _watcher() -> Any:
                 return None
             if self.sacct is None:
                 self.sacct = subprocess.run(["sacct", "-n", "-X", "-j", "1"], capture_output=True).returncode == 0
-            return command if self.sacct else ["squeue", "--me", "--states=all", "--array", "--noheader",
-                                               "--format=%i|%T|%N"]  # fmt: skip
+            return (
+                command
+                if self.sacct
+                else ["squeue", "--me", "--states=all", "--array", "--noheader", "--format=%i|%T|%N"]
+            )
 
         def read_info(self, string: bytes | str) -> dict[str, dict[str, str]]:
             if self.sacct:

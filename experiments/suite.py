@@ -467,8 +467,9 @@ def run_suite(suite: Suite, options: Options) -> dict[str, Any]:
             report(run.id, {"error": str(error)})
     if todo and not options.in_process:
         work = {run.id: partial(run_stages, suite, run, options) for run in todo}
-        launchers.launch(work, options.launcher, suite.runs_dir / ".submitit", suite.name, options.jobs,
-                         options.slurm, report)  # fmt: skip
+        launchers.launch(
+            work, options.launcher, suite.runs_dir / ".submitit", suite.name, options.jobs, options.slurm, report
+        )
     failed = {run_id: _failure(outcome) for run_id, outcome in outcomes.items() if "error" in outcome}
     if failed and options.fail_fast:
         raise RuntimeError(f"{next(iter(failed))}: {next(iter(failed.values()))}")
@@ -500,8 +501,11 @@ def rerun_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> lis
         if isinstance(action, argparse._StoreTrueAction):
             line.append(action.option_strings[0])
         else:
-            line += [str(x) for item in (value if isinstance(action, argparse._AppendAction) else [value])
-                     for x in (action.option_strings[0], item)]  # fmt: skip
+            line += [
+                str(x)
+                for item in (value if isinstance(action, argparse._AppendAction) else [value])
+                for x in (action.option_strings[0], item)
+            ]
     return line + (["--", *args.overrides] if args.overrides else [])
 
 

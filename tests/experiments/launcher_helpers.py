@@ -1,8 +1,4 @@
-"""What the launcher tests share: a tiny 3-run suite and the runner's command line.
-
-(Not a conftest.py: the repository's test modules do `from conftest import ...` meaning tests/conftest.py, and pytest
-imports every conftest.py of a folder without __init__.py as the module `conftest`, the last one winning.)
-"""
+"""What the launcher tests and their fixtures share: a tiny 3-run suite and the runner's command line."""
 
 from __future__ import annotations
 
@@ -37,7 +33,7 @@ def write_cluster_suite(folder: Path) -> Path:
             {"id": "bidirectional", "configs": ["configs/ablation/mask_bidirectional.yaml"]},
             {"id": "broken", "configs": ["configs/ablation/mask_causal.yaml"], "fit_overrides": broken},
         ],
-    }  # fmt: skip
+    }
     path = folder / "suite.yaml"
     path.write_text(yaml.safe_dump(suite, sort_keys=False))
     return path

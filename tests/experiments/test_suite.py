@@ -112,10 +112,23 @@ def test_dry_run_output_runs_when_pasted(tiny_runs, tmp_path):
     """What --dry-run prints (here with the SLURM launcher's sbatch script, as comments) runs in bash as it is, and
     its fit and test give the runner's own result."""
     suite_file = tiny_runs.parent / "suite.yaml"
-    args = [str(suite_file), "--runs-dir", str(tmp_path / "runs"), "--wandb", "off", "--only", "causal", "--dry-run",
-            "--launcher", "slurm", "--time", "1:00:00"]  # fmt: skip
-    printed = subprocess.run([sys.executable, "-m", "experiments.suite", *args], cwd=ROOT, capture_output=True,
-                             text=True, check=True).stdout  # fmt: skip
+    args = [
+        str(suite_file),
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--wandb",
+        "off",
+        "--only",
+        "causal",
+        "--dry-run",
+        "--launcher",
+        "slurm",
+        "--time",
+        "1:00:00",
+    ]
+    printed = subprocess.run(
+        [sys.executable, "-m", "experiments.suite", *args], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
     assert "#   #SBATCH --time=60" in printed and "--only causal" in printed
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     pasted = subprocess.run(["bash", "-c", printed], cwd=tmp_path, env=env, capture_output=True, text=True)

@@ -5,7 +5,8 @@ submitted again. SLURM, on a real single-node cluster that the `slurm_cluster` f
 commands: the array in which one run is requeued after its first checkpoint (`scontrol requeue`, what pre-emption
 does) and one gets submitit's time-limit signal (USR2), both ending with the metrics of the local launcher's
 uninterrupted runs; a second runner that waits for the first one's job; the multi-node sbatch script as two DDP
-processes. Every test here shares one xdist group (one cluster, one local run; `--dist loadgroup` in pyproject)."""
+processes. Every test here shares one xdist group (one cluster, one local run; `--dist loadgroup` in pyproject);
+the fixtures are in conftest.py."""
 
 from __future__ import annotations
 
@@ -21,37 +22,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from launcher_helpers import FAILED, ROOT, runner, write_cluster_suite
-from slurm_cluster import SlurmCluster, missing_binaries
 
 pytestmark = pytest.mark.xdist_group("slurm")
 README = ROOT / "README.md"
 SWAPS = {"--partition": "test", "--gpus-per-run": "0", "--time": "0:20:00", "--array-parallelism": "2"}
-
-
-@pytest.fixture(scope="module")
-def slurm_cluster(tmp_path_factory) -> SlurmCluster:
-    """A single-node SLURM cluster of this host, up for this module (`SLURM_CONF` points the clients to it)."""
-    missing = missing_binaries()
-    if missing:
-        pytest.skip(f"SLURM is not installed (no {', '.join(missing)}): `make slurm` installs Debian's packages")
-    if os.geteuid() != 0:
-        pytest.skip("a test SLURM cluster needs root (slurmd starts jobs as their users)")
-    cluster = SlurmCluster(tmp_path_factory.mktemp("slurm"))
-    cluster.start()
-    saved = os.environ.get("SLURM_CONF")
-    os.environ["SLURM_CONF"] = str(cluster.conf)
-    try:
-        yield cluster
-    finally:
-        os.environ.pop("SLURM_CONF") if saved is None else os.environ.__setitem__("SLURM_CONF", saved)
-        cluster.stop()
-
-
-@pytest.fixture(scope="module")
-def local_runs(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
-    """The cluster suite run by the local launcher, two runs at a time: the runner's output and the runs folder."""
-    suite = write_cluster_suite(tmp_path_factory.mktemp("local_launcher"))
-    return runner([str(suite), "--jobs", "2"]), suite.parent / "runs"
 
 
 # ------------------------------------------------------------------------------------------- the local launcher
@@ -199,8 +173,24 @@ def test_a_second_runner_waits_for_the_jobs_of_the_first_instead_of_resubmitting
     """The runner dies (a login node's session ends) while its job waits in the queue: the same command again
     attaches to that job; cancelling it is then reported as a run that ended without a result."""
     suite = write_cluster_suite(tmp_path)
-    args = [sys.executable, "-m", "experiments.suite", str(suite), "--only", "causal", "--wandb", "off", "--launcher",
-            "slurm", "--partition", "test", "--time", "0:10:00", "--sbatch", "begin=now+1hour"]  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "experiments.suite",
+        str(suite),
+        "--only",
+        "causal",
+        "--wandb",
+        "off",
+        "--launcher",
+        "slurm",
+        "--partition",
+        "test",
+        "--time",
+        "0:10:00",
+        "--sbatch",
+        "begin=now+1hour",
+    ]
     jobs = tmp_path / "runs" / ".submitit" / "slurm_jobs.json"
     first = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(600):
@@ -233,7 +223,7 @@ SBATCH_SWAPS = {"--nodes": "1", "--ntasks-per-node": "2", "--cpus-per-task": "1"
 
 def readme_multinode_script(scratch: Path, data: Path) -> str:
     """The README's sbatch script for one run across nodes, on this cluster: one node with two CPU processes (the
-    header's counts swapped, GPUs dropped), the tiny backbone and data, one epoch."""
+    header's counts swapped, GPUs dropped), the CPU recipe, the tiny backbone and data, one epoch."""
     section = README.read_text().split("## On a cluster", 1)[1].split("\n## ", 1)[0]
     (block,) = [b for b in re.findall(r"```bash\n(.*?)```", section, flags=re.S) if "#SBATCH" in b]
     lines = []
@@ -243,6 +233,7 @@ def readme_multinode_script(scratch: Path, data: Path) -> str:
             kept = [o for o in options if o[0] != "--gpus-per-node"]
             line = "#SBATCH " + " ".join("=".join([o[0], SBATCH_SWAPS.get(o[0], o[-1])][: len(o)]) for o in kept)
         elif line.startswith("srun "):
+            line = re.sub(r"configs/recipe/\S+", "configs/recipe/cpu_small.yaml", line)  # the paper's needs a GPU
             line = re.sub(r"configs/data/\S+", str(data), line)
             line = re.sub(r"configs/backbone/\S+", "configs/backbone/tiny-llama.yaml", line)
             line = line.replace("--trainer.num_nodes=2", "--trainer.num_nodes=1")
@@ -261,8 +252,14 @@ def test_the_readme_multinode_script_runs_ddp_under_srun(slurm_cluster, tmp_path
     script = tmp_path / "multinode.sh"
     script.write_text(readme_multinode_script(tmp_path, data))
     env = {**slurm_cluster.env, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "WANDB_MODE": "offline"}
-    submitted = subprocess.run(["sbatch", "--wait", f"--output={tmp_path / 'job.out'}", str(script)], cwd=tmp_path,
-                               env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+    submitted = subprocess.run(
+        ["sbatch", "--wait", f"--output={tmp_path / 'job.out'}", str(script)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     output = (tmp_path / "job.out").read_text()
     assert submitted.returncode == 0, f"{script.read_text()}\n{submitted.stderr}\n{output[-3000:]}"
     assert "MEMBER: 1/2" in output and "MEMBER: 2/2" in output  # two ranks, from SLURM's variables

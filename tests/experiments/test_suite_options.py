@@ -20,14 +20,45 @@ def test_slurm_time_limits_in_minutes(text, minutes):
 
 def test_dry_run_shows_the_sbatch_script_of_the_array(tmp_path, capsys):
     suite = write_tiny_suite(tmp_path)
-    args = [str(suite), "--runs-dir", str(tmp_path / "runs"), "--dry-run", "--launcher", "slurm", "--partition", "gpu",
-            "--gpus-per-run", "1", "--cpus-per-run", "8", "--mem", "64G", "--time", "8:00:00",
-            "--array-parallelism", "8", "--sbatch", "account=lab", "--slurm-setup", "module load cuda"]  # fmt: skip
+    args = [
+        str(suite),
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--dry-run",
+        "--launcher",
+        "slurm",
+        "--partition",
+        "gpu",
+        "--gpus-per-run",
+        "1",
+        "--cpus-per-run",
+        "8",
+        "--mem",
+        "64G",
+        "--time",
+        "8:00:00",
+        "--array-parallelism",
+        "8",
+        "--sbatch",
+        "account=lab",
+        "--slurm-setup",
+        "module load cuda",
+    ]
     assert suite_module.main(args) == 0
     out = capsys.readouterr().out
     sbatch = [line.removeprefix("#   ") for line in out.splitlines() if line.startswith("#   #SBATCH")]
-    expected = ["--array=0-1%2", "--partition=gpu", "--gpus-per-node=1", "--cpus-per-task=8", "--mem=64G",
-                "--time=480", "--requeue", "--signal=USR2@90", "--account=lab", "--job-name=ls-llama-tiny"]  # fmt: skip
+    expected = [
+        "--array=0-1%2",
+        "--partition=gpu",
+        "--gpus-per-node=1",
+        "--cpus-per-task=8",
+        "--mem=64G",
+        "--time=480",
+        "--requeue",
+        "--signal=USR2@90",
+        "--account=lab",
+        "--job-name=ls-llama-tiny",
+    ]
     assert {f"#SBATCH {option}" for option in expected} <= set(sbatch), sbatch
     assert "#   module load cuda" in out and f"{tmp_path / 'runs' / '.submitit'}" in out
     assert out.count("--launcher slurm") == 2  # each run's runner line, a comment

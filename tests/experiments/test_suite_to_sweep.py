@@ -21,9 +21,15 @@ def test_the_committed_sweep_is_generated_from_its_suite():
 
 
 def test_to_sweep_prints_a_grid_over_the_differing_overrides(tmp_path, capsys):
-    runs = [{"id": f"r{lr}-{r}", "configs": ["configs/debug/fdr.yaml"],
-             "overrides": [f"--model.optimizer.init_args.lr={lr}", f"--model.init_args.lora_r={r}", "--x.y=1"]}
-            for lr in ("1e-4", "2e-4") for r in (4, 8)]  # fmt: skip
+    runs = [
+        {
+            "id": f"r{lr}-{r}",
+            "configs": ["configs/debug/fdr.yaml"],
+            "overrides": [f"--model.optimizer.init_args.lr={lr}", f"--model.init_args.lora_r={r}", "--x.y=1"],
+        }
+        for lr in ("1e-4", "2e-4")
+        for r in (4, 8)
+    ]
     path = tmp_path / "grid.yaml"
     path.write_text(yaml.safe_dump({"name": "g", "base_configs": ["configs/trainer/default.yaml"], "runs": runs}))
     assert suite_module.main([str(path), "--to-sweep"]) == 0
@@ -32,8 +38,13 @@ def test_to_sweep_prints_a_grid_over_the_differing_overrides(tmp_path, capsys):
         "model.optimizer.init_args.lr": {"values": [1e-4, 2e-4]},
         "model.init_args.lora_r": {"values": [4, 8]},
     }
-    assert spec["command"][4:] == ["--config=configs/trainer/default.yaml", "--config=configs/debug/fdr.yaml",
-                                   "--config=experiments/sweeps/wandb_online.yaml", "--x.y=1", "${args}"]  # fmt: skip
+    assert spec["command"][4:] == [
+        "--config=configs/trainer/default.yaml",
+        "--config=configs/debug/fdr.yaml",
+        "--config=experiments/sweeps/wandb_online.yaml",
+        "--x.y=1",
+        "${args}",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -46,8 +57,14 @@ def test_to_sweep_prints_a_grid_over_the_differing_overrides(tmp_path, capsys):
     ],
 )
 def test_suites_that_are_no_grid_get_one_line(tmp_path, change, message):
-    spec = {"name": "g", "runs": [{"id": f"r{a}{b}", "configs": ["configs/debug/fdr.yaml"],
-                                   "overrides": [f"--a={a}", f"--b={b}"]} for a in (1, 2) for b in (3, 4)]}  # fmt: skip
+    spec = {
+        "name": "g",
+        "runs": [
+            {"id": f"r{a}{b}", "configs": ["configs/debug/fdr.yaml"], "overrides": [f"--a={a}", f"--b={b}"]}
+            for a in (1, 2)
+            for b in (3, 4)
+        ],
+    }
     change(spec)
     path = tmp_path / "g.yaml"
     path.write_text(yaml.safe_dump(spec))
