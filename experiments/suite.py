@@ -1,62 +1,36 @@
-"""Run a suite of experiments one after the other: fit, then test the best checkpoint, then tabulate.
+"""Run a suite of experiments: each run fits, then tests the best checkpoint; then tabulate.
 
     python -m experiments.suite experiments/repro_smollm2/suite.yaml            # run (or resume) every run
-    python -m experiments.suite experiments/repro_smollm2/suite.yaml --dry-run  # print the commands only
+    python -m experiments.suite experiments/repro_smollm2/suite.yaml --dry-run  # the commands, pasteable into bash
     python -m experiments.suite SUITE.yaml --only conll2003-smollm2-ls_unllama --force conll2003-smollm2-ls_unllama
     python -m experiments.suite SUITE.yaml -- --data.init_args.data_dir=/data/x   # appended to every command
+    python -m experiments.suite SUITE.yaml --launcher slurm --partition gpu --gpus-per-run 1 --time 8:00:00
 
-A suite file (YAML) lists runs; each run is `python main.py fit --config <base configs> --config <run configs>
---config <logging overlay> <overrides>` followed by `python main.py test ... --ckpt_path <best checkpoint>`, where
-the best checkpoint is the one the trainer's `ModelCheckpoint` chose by the VALIDATION score (`val/...`): the test
-split is never used for selection. Each run lives in `<runs_dir>/<run id>/`:
+Each run is one submitit job (`experiments/launchers.py`): `--jobs` at a time on this machine (the default), or all
+of them as one SLURM job array (`--launcher slurm`); `--in-process` runs them here, one after the other.
+
+A suite file (YAML: `experiments/suite_spec.py`) lists runs; each run is `python main.py fit --config <base configs>
+--config <run configs> --config <logging overlay> <overrides>` followed by `python main.py test ... --ckpt_path <best
+checkpoint>`, where the best checkpoint is the one the trainer's `ModelCheckpoint` chose by the VALIDATION score
+(`val/...`): the test split is never used for selection. Each run lives in `<runs_dir>/<run id>/`:
 
     run.json                 the run's arguments (a later invocation with other arguments refuses to mix them)
     fit/version_N/           CSV logs (metrics.csv), hparams, checkpoints/ (best-*.ckpt, last.ckpt)
     test/version_N/          the test's CSV logs
     wandb/                   offline W&B runs (`wandb sync <runs_dir>/*/wandb/offline-run-*` uploads them)
     wandb_id                 the W&B run id that fit and test share (one W&B run per trained model)
-    fit.log, test.log        the commands' output
+    fit.log, test.log        the commands' output (each job's own log: <runs_dir>/.submitit/<job>_0_log.out)
     fit_done.json            best checkpoint and validation score, written when fit succeeded
     result.json              test metrics etc.: the run is finished, a later invocation skips it
 
-A run killed half-way resumes from its newest `last.ckpt` (written at each validation), or starts again when it
-had none; a run whose fit finished but whose test did not is only tested. After the runs, the results table
-(`results.md`, `results.csv`, with the paper's number beside ours) is written into `<runs_dir>`.
+A run killed half-way resumes from its newest `last*.ckpt` (`last.ckpt` at each new best, `last-interrupted.ckpt`
+on SIGTERM: pre-emption, a requeued SLURM job), or starts again when it had none, and the best checkpoint is chosen
+over all the parts of the fit; a run whose fit finished but whose test did not is only tested. After the runs, the
+results table (`results.md`, `results.csv`, with the paper's number beside ours) is written into `<runs_dir>`.
 
 W&B: each run's loggers are tagged `suite:<name>` and `run:<id>` (on top of the dataset/backbone/mask/pooling tags
 and the dataset group that the CLI adds), so a dashboard filters a suite and compares BERT vs LS-LLaMA vs
 LS-unLLaMA by tag.
-
-Suite file format:
-
-    name: repro-smollm2                     # W&B tag and default runs_dir name (experiments/runs/<name>)
-    runs_dir: experiments/runs/repro        # optional
-    project: ls-llama                       # W&B project (optional)
-    base_configs: [configs/trainer/default.yaml]   # before every run's configs (optional)
-    overrides: []                           # CLI arguments after every fit and test command (optional)
-    fit_overrides: []                       # ... after every fit command only
-    test_overrides: []                      # ... after every test command only
-    seeds: [0, 1, 2]                        # optional: every run repeated per seed, ids `<id>-s<seed>`, with
-                                            # --seed_everything=<seed> --data.init_args.seed=<seed> (a run or a
-                                            # matrix block may set its own `seeds`); `{seed}` in a run's
-                                            # overrides becomes the seed (a per-seed path of an earlier stage)
-    runs:
-      - id: conll2003-smollm2-ls_unllama    # unique; names the run folder
-        configs: [configs/recipe/cpu_small.yaml, configs/data/conll2003.yaml, configs/backbone/smollm2-135m.yaml,
-                  configs/method/ls_unllama.yaml]
-        overrides: [--data.init_args.max_train_examples=2000]   # optional, also fit_/test_overrides
-        paper: conll2003/llama2-7b/ls_unllama   # optional key into experiments/paper_numbers.yaml; default:
-                                                # derived from the configs (see `paper_key`), null for none
-        label: LS-unLLaMA (SmolLM2-135M)    # optional, for tables and plots
-        stages: [test]                      # optional: `test` only, of the untrained model (zero-shot
-                                            # prompting: no fit, no checkpoint); default [fit, test]
-    matrix:                                 # optional: data x backbone x method configs (x overlays)
-      - recipe: configs/recipe/paper.yaml   # optional: first in every run of the block (not in run ids)
-        data: [configs/data/sst2.yaml, configs/data/sst5.yaml]
-        backbones: [configs/backbone/llama2-7b.yaml, configs/backbone/llama2-13b.yaml]
-        methods: [configs/method/ls_llama.yaml, configs/method/ls_unllama.yaml]
-        overlays: [[], [configs/ablation/pooling_mean.yaml]]   # optional: one run per overlay list
-        overrides: []
 """
 
 from __future__ import annotations
@@ -68,256 +42,29 @@ import os
 import platform
 import secrets
 import shlex
-import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from itertools import product
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+from experiments import launchers, suite_spec
+from experiments.suite_spec import ROOT, STAGES, Run, Suite, SuiteError, load_suite, paper_key
+
+__all__ = ["ROOT", "STAGES", "Options", "Run", "Suite", "SuiteError", "load_suite", "main", "paper_key", "run_suite"]
 log = logging.getLogger("experiments.suite")
 
 
-class SuiteError(ValueError):
-    """A suite file or a run's state that the runner cannot use; the message names the file and field."""
-
-
-# ------------------------------------------------------------------------------------------------- the spec
-STAGES = ("fit", "test")  # a run's default stages; `stages: [test]` tests an untrained model
-
-
-@dataclass
-class Run:
-    """One run of a suite: its configs, overrides and where its paper number is found.
-
-    Args:
-        id: unique name of the run (its folder name).
-        configs: config files after the suite's base configs, in order (later ones win).
-        overrides: CLI arguments for both fit and test.
-        fit_overrides: CLI arguments for fit only.
-        test_overrides: CLI arguments for test only.
-        paper: key into the paper's numbers; None for none.
-        label: display name for tables and plots.
-        seed: the seed of this repeat (`seed_everything` and the data module's `seed`: initialisation, dropout,
-            training subset and order); None = the configs' own.
-        group: the run id without its seed suffix: the repeats of one setting share it (tables average over it).
-        method: the method's name in results tables (default: the method config's name, e.g. `ls_unllama`).
-        stages: `["fit", "test"]` (test the best checkpoint), or `["test"]`: test the model as the configs build
-            it, without training (zero-shot prompting).
-    """
-
-    id: str
-    configs: list[str]
-    overrides: list[str] = field(default_factory=list)
-    fit_overrides: list[str] = field(default_factory=list)
-    test_overrides: list[str] = field(default_factory=list)
-    paper: str | None = None
-    label: str | None = None
-    seed: int | None = None
-    group: str | None = None
-    method: str | None = None
-    stages: list[str] = field(default_factory=lambda: list(STAGES))
-
-
-@dataclass
-class Suite:
-    """A parsed suite file (see the module docstring)."""
-
-    name: str
-    path: Path
-    runs_dir: Path
-    runs: list[Run]
-    project: str = "ls-llama"
-    base_configs: list[str] = field(default_factory=list)
-    overrides: list[str] = field(default_factory=list)
-    fit_overrides: list[str] = field(default_factory=list)
-    test_overrides: list[str] = field(default_factory=list)
-
-
-def _strings(value: Any, where: str) -> list[str]:
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise SuiteError(f"{where}: expected a list of strings, got {value!r}")
-    return list(value)
-
-
-def paper_key(configs: list[str]) -> str | None:
-    """Default paper key of a run: `<data>/<backbone>/<method>[/<overlay>...]` from its config paths.
-
-    `configs/data/sst2.yaml` + `configs/backbone/llama2-7b.yaml` + `configs/method/ls_llama.yaml` +
-    `configs/ablation/pooling_mean.yaml` gives `sst2/llama2-7b/ls_llama/pooling_mean`; configs of
-    `configs/ablation/` are overlays. None without exactly one data, one backbone and one method config.
-    """
-    found: dict[str, list[str]] = {"data": [], "backbone": [], "method": [], "ablation": []}
-    for config in configs:
-        path = Path(config)
-        if path.parts[:1] == ("configs",) and path.parent.name in found:
-            found[path.parent.name].append(path.stem)
-    if any(len(found[kind]) != 1 for kind in ("data", "backbone", "method")):
-        return None
-    return "/".join([found["data"][0], found["backbone"][0], found["method"][0], *found["ablation"]])
-
-
-MATRIX_PASSED = ("overrides", "fit_overrides", "test_overrides", "seeds", "stages")
-
-
-def _matrix_runs(block: dict[str, Any], where: str) -> list[dict[str, Any]]:
-    """One run per data config x backbone config x method config x overlay list of a `matrix:` block."""
-    unknown = set(block) - {"recipe", "data", "backbones", "methods", "overlays", *MATRIX_PASSED}
-    if unknown:
-        raise SuiteError(f"{where}: unknown keys {sorted(unknown)}")
-    axes = {key: _strings(block.get(key), f"{where}.{key}") for key in ("data", "backbones", "methods")}
-    if not all(axes.values()):
-        raise SuiteError(f"{where}: needs non-empty 'data', 'backbones' and 'methods' lists")
-    overlays = [_strings(o, f"{where}.overlays[{i}]") for i, o in enumerate(block.get("overlays") or [[]])]
-    recipe = _strings([block["recipe"]] if "recipe" in block else None, f"{where}.recipe")  # first, not in ids
-    runs = []
-    for data, backbone, method, overlay in product(axes["data"], axes["backbones"], axes["methods"], overlays):
-        configs = [data, backbone, method, *overlay]
-        runs.append(
-            {
-                "id": "-".join(Path(c).stem for c in configs),
-                "configs": [*recipe, *configs],
-                **{k: block[k] for k in MATRIX_PASSED if k in block},
-            }
-        )
-    return runs
-
-
-def _seeds(value: Any, where: str) -> list[int | None]:
-    if value is None:
-        return [None]
-    if not isinstance(value, list) or not value or not all(isinstance(v, int) and v >= 0 for v in value):
-        raise SuiteError(f"{where}: expected a non-empty list of seeds (integers >= 0), got {value!r}")
-    if len(set(value)) != len(value):
-        raise SuiteError(f"{where}: seeds repeat: {value}")
-    return list(value)
-
-
-def _stages(value: Any, where: str) -> list[str]:
-    stages = _strings(value, where) or list(STAGES)
-    if stages not in (list(STAGES), ["test"]):
-        raise SuiteError(f"{where}: expected [fit, test] (the default) or [test], got {stages}")
-    return stages
-
-
-def _with_seed(raw: dict[str, Any], key: str, seed: int | None, where: str) -> list[str]:
-    """A run's `key` overrides with `{seed}` replaced by the seed: a per-seed path, such as the adapter folder that
-    an earlier suite's run of the same seed wrote (experiments/mntp/)."""
-    values = _strings(raw.get(key), f"{where}.{key}")
-    if seed is None and any("{seed}" in value for value in values):
-        raise SuiteError(f"{where}.{key}: '{{seed}}' needs seeds (the suite's or the run's `seeds`)")
-    return values if seed is None else [value.replace("{seed}", str(seed)) for value in values]
-
-
-def _parse_run(raw: Any, where: str, default_seeds: list[int] | None = None) -> list[Run]:
-    """The runs of one `runs:` entry: one per seed (`<id>-s<seed>`), or one without seeds."""
-    if not isinstance(raw, dict):
-        raise SuiteError(f"{where}: expected a mapping with 'id' and 'configs', got {raw!r}")
-    allowed = {f for f in Run.__dataclass_fields__} - {"seed", "group"} | {"seeds"}
-    unknown = set(raw) - allowed
-    if unknown:
-        raise SuiteError(f"{where}: unknown keys {sorted(unknown)} (allowed: {sorted(allowed)})")
-    run_id = raw.get("id")
-    if not isinstance(run_id, str) or not run_id or any(c in run_id for c in "/\\ "):
-        raise SuiteError(f"{where}.id: expected a name without '/' or spaces, got {run_id!r}")
-    configs = _strings(raw.get("configs"), f"{where}.configs")
-    if not configs:
-        raise SuiteError(f"{where}.configs: at least one config file is needed")
-    paper = raw["paper"] if "paper" in raw else paper_key(configs)
-    runs = []
-    for seed in _seeds(raw.get("seeds", default_seeds), f"{where}.seeds"):
-        seeded = [] if seed is None else [f"--seed_everything={seed}", f"--data.init_args.seed={seed}"]
-        runs.append(
-            Run(
-                id=run_id if seed is None else f"{run_id}-s{seed}",
-                configs=configs,
-                overrides=_with_seed(raw, "overrides", seed, where) + seeded,
-                fit_overrides=_with_seed(raw, "fit_overrides", seed, where),
-                test_overrides=_with_seed(raw, "test_overrides", seed, where),
-                paper=paper,
-                label=raw.get("label"),
-                seed=seed,
-                group=run_id,
-                method=raw.get("method"),
-                stages=_stages(raw.get("stages"), f"{where}.stages"),
-            )
-        )
-    return runs
-
-
-def load_suite(
-    path: str | os.PathLike, runs_dir: str | os.PathLike | None = None, only: list[str] | None = None
-) -> Suite:
-    """Parse and check a suite file; config paths are relative to the repository root.
-
-    Args:
-        path: the suite file.
-        runs_dir: where the runs go; None = the file's `runs_dir` (relative to the repository root) or
-            `experiments/runs/<name>`.
-        only: check that the config files exist for these runs only (None = all runs).
-
-    Raises:
-        SuiteError: naming the file and field, for a malformed file, duplicate run ids or missing config files.
-    """
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as error:
-        raise SuiteError(f"{path}: cannot read the suite file: {error}") from error
-    allowed = {f for f in Suite.__dataclass_fields__} - {"path"} | {"matrix", "seeds"}
-    if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
-        raise SuiteError(f"{path}: expected a mapping with a 'name' (string) and 'runs' and/or 'matrix'")
-    if set(raw) - allowed:
-        raise SuiteError(f"{path}: unknown keys {sorted(set(raw) - allowed)} (allowed: {sorted(allowed)})")
-    raw_runs = list(raw.get("runs") or [])
-    for i, block in enumerate(raw.get("matrix") or []):
-        raw_runs += _matrix_runs(block, f"{path}: matrix[{i}]")
-    seeds = raw.get("seeds")
-    runs = [run for i, r in enumerate(raw_runs) for run in _parse_run(r, f"{path}: runs[{i}]", seeds)]
-    # seed-major order: every setting's first seed before any second seed, so a partial suite is balanced
-    runs.sort(key=lambda run: -1 if run.seed is None else run.seed)
-    if not runs:
-        raise SuiteError(f"{path}: no runs ('runs' and 'matrix' are empty)")
-    seen: set[str] = set()
-    for run in runs:
-        if run.id in seen:
-            raise SuiteError(f"{path}: run id {run.id!r} appears twice")
-        seen.add(run.id)
-    if runs_dir is not None:
-        runs_dir = Path(runs_dir).resolve()
-    else:
-        runs_dir = ROOT / (raw.get("runs_dir") or f"experiments/runs/{raw['name']}")
-    suite = Suite(
-        name=raw["name"],
-        path=path,
-        runs_dir=runs_dir,
-        runs=runs,
-        project=raw.get("project", "ls-llama"),
-        base_configs=_strings(raw.get("base_configs"), f"{path}: base_configs"),
-        overrides=_strings(raw.get("overrides"), f"{path}: overrides"),
-        fit_overrides=_strings(raw.get("fit_overrides"), f"{path}: fit_overrides"),
-        test_overrides=_strings(raw.get("test_overrides"), f"{path}: test_overrides"),
-    )
-    checked = [r for r in runs if only is None or r.id in only or r.group in only]
-    missing = [c for r in checked for c in [*suite.base_configs, *r.configs] if not (ROOT / c).is_file()]
-    if missing:
-        raise SuiteError(f"{path}: config files not found (relative to {ROOT}): {sorted(set(missing))}")
-    return suite
-
-
 # ---------------------------------------------------------------------------------------------- commands
-def logging_overlay(suite: Suite, run: Run, stage: str, wandb_mode: str) -> dict[str, Any]:
+def logging_overlay(suite: Suite, run: Run, stage: str, wandb_mode: str, wandb_id: str | None = None) -> dict[str, Any]:
     """The config that sends a run's logs into its folder: CSV (`<run>/<stage>/version_N`) and W&B.
 
-    Fit and test log into one W&B run (the id of `wandb_run_id`; the test's logger resumes it), whose config
-    also holds the paper's number for the run (`paper.key`, `paper.score`, from experiments/paper_numbers.yaml).
+    Fit and test log into one W&B run (`wandb_id`, by default the run's `wandb_run_id`; the test's logger resumes
+    it), whose config also holds the paper's number for the run (`paper.key`, `paper.score`, from
+    experiments/paper_numbers.yaml).
     """
     run_dir = suite.runs_dir / run.id
     loggers: list[dict[str, Any]] = [
@@ -328,7 +75,7 @@ def logging_overlay(suite: Suite, run: Run, stage: str, wandb_mode: str) -> dict
             "save_dir": str(run_dir),
             "project": suite.project,
             "name": run.id,
-            "id": wandb_run_id(run_dir),
+            "id": wandb_id or wandb_run_id(run_dir),
             "job_type": "fit",  # the test stage adds its metrics to the fit's run
             "group": f"{suite.name}/{run.group or run.id}",  # the seeds of one setting together
             "tags": [f"suite:{suite.name}", f"run:{run.group or run.id}"]
@@ -362,10 +109,16 @@ def paper_entry(key: str | None) -> dict[str, Any]:
     return {"key": key, "score": entry.get("value"), "source": entry.get("source")}
 
 
-def command(suite: Suite, run: Run, stage: str, overlay: Path, ckpt_path: str | None = None) -> list[str]:
-    """The `main.py` arguments (without the interpreter) of a run's `fit` or `test` stage."""
+def command(
+    suite: Suite, run: Run, stage: str, overlay: Path | dict[str, Any], ckpt_path: str | None = None
+) -> list[str]:
+    """The `main.py` arguments (without the interpreter) of a run's `fit` or `test` stage; `overlay` is the logging
+    config's file, or the config itself (written inline: `--config '<json>'`, which jsonargparse reads as well)."""
     args = [stage]
-    overlay_arg = str(overlay.relative_to(ROOT)) if overlay.is_relative_to(ROOT) else str(overlay)
+    if isinstance(overlay, dict):
+        overlay_arg = json.dumps(overlay)
+    else:
+        overlay_arg = str(overlay.relative_to(ROOT)) if overlay.is_relative_to(ROOT) else str(overlay)
     for config in [*suite.base_configs, *run.configs, overlay_arg]:
         args += ["--config", config]
     args += suite.overrides + run.overrides
@@ -421,12 +174,11 @@ def execute(args: list[str], log_path: Path, in_process: bool, threads: int | No
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     with log_path.open("a") as out:
         out.write(f"(torch threads: {threads or 'default'})\n")
-        code = subprocess.call(
-            [sys.executable, "main.py", *args], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env
-        )
+        out.flush()
+        code = launchers.run_child([sys.executable, "main.py", *args], cwd=ROOT, stdout=out, env=env)
     if code != 0:
         tail = "".join(log_path.read_text().splitlines(keepends=True)[-25:])
-        raise RuntimeError(f"main.py {args[0]} exited with {code}; end of {log_path}:\n{tail}")
+        raise RuntimeError(f"main.py {args[0]} exited with {code}, log {log_path}\nits end:\n{tail}")
     return time.perf_counter() - start
 
 
@@ -447,28 +199,57 @@ def newest_last_checkpoint(run_dir: Path) -> Path | None:
     return found[-1] if found else None
 
 
-def best_checkpoint(last_ckpt: Path) -> tuple[str, float, str]:
-    """`(path, score, monitor)` of the best checkpoint that the fit's `ModelCheckpoint` recorded in `last_ckpt`.
+def _fit_parts(run_dir: Path) -> list[list[Path]]:
+    """Per `fit/version_N` (one per start of the fit, in order), its `last*.ckpt` files, oldest first."""
+    versions = sorted((run_dir / "fit").glob("version_*"), key=lambda p: int(p.name.split("_")[-1]))
+    return [sorted(v.glob("checkpoints/last*.ckpt"), key=lambda p: p.stat().st_mtime) for v in versions]
+
+
+def _interrupted(run_dir: Path) -> bool:
+    """Whether the newest part of a fit ended with the SIGTERM checkpoint (`last-interrupted.ckpt`)."""
+    parts = _fit_parts(run_dir)
+    return bool(parts and parts[-1]) and parts[-1][-1].name.startswith("last-interrupted")
+
+
+def best_checkpoint(last_ckpt: Path) -> tuple[str, float, str, bool] | None:
+    """`(path, score, monitor, maximize)` of the best checkpoint that the fit's `ModelCheckpoint` recorded in
+    `last_ckpt`; None before its first validation.
 
     Raises:
-        SuiteError: no ModelCheckpoint monitored a validation metric, or its best file is missing.
+        SuiteError: no ModelCheckpoint monitors a validation metric, or its best file is missing.
     """
     import torch
 
     state = torch.load(last_ckpt, map_location="cpu", weights_only=False)
     for key, value in state.get("callbacks", {}).items():
         monitor = value.get("monitor") if isinstance(value, dict) else None
-        if key.startswith("ModelCheckpoint") and monitor and value.get("best_model_path"):
+        if key.startswith("ModelCheckpoint") and monitor:
             if not monitor.startswith("val/"):
                 raise SuiteError(f"{last_ckpt}: ModelCheckpoint monitors {monitor!r}; select on a val/ metric")
-            path = value["best_model_path"]
-            if not Path(path).is_file():
+            path = value.get("best_model_path")
+            if path and not Path(path).is_file():
                 raise SuiteError(f"{last_ckpt}: the best checkpoint {path} it records is missing")
-            return path, float(value["best_model_score"]), monitor
+            return (path, float(value["best_model_score"]), monitor, "'mode': 'min'" not in key) if path else None
     raise SuiteError(
-        f"{last_ckpt}: no ModelCheckpoint with a monitor and a best model; the trainer config needs "
+        f"{last_ckpt}: no ModelCheckpoint with a monitor; the trainer config needs "
         "ModelCheckpoint(monitor='val/score', mode='max', save_last=True), as in configs/trainer/default.yaml"
     )
+
+
+def best_of_fit(run_dir: Path) -> tuple[str, float, str]:
+    """`(path, score, monitor)` of the best checkpoint over every part of a fit: a resumed fit logs into a new
+    `fit/version_N`, and Lightning restores a `ModelCheckpoint`'s best scores only into the same folder, so each
+    part knows its own best (ties go to the earlier part, as one uninterrupted fit keeps the first best).
+
+    Raises:
+        SuiteError: no part recorded a best checkpoint (see `best_checkpoint`).
+    """
+    found = [best for lasts in _fit_parts(run_dir) if lasts and (best := best_checkpoint(lasts[-1]))]
+    if not found:
+        raise SuiteError(f"{run_dir}/fit: no ModelCheckpoint recorded a best checkpoint (no validation ran?)")
+    sign = 1 if found[0][3] else -1
+    path, score, monitor, _ = max(found, key=lambda best: (sign * best[1], -found.index(best)))
+    return path, score, monitor
 
 
 def test_metrics(run_dir: Path) -> dict[str, float]:
@@ -504,7 +285,8 @@ def machine() -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------------ running
 @dataclass
 class Options:
-    """How to run a suite (see `python -m experiments.suite --help`)."""
+    """How to run a suite (see `python -m experiments.suite --help`); `rerun` is the runner's command line for
+    one run (without `--only`), which `--dry-run` prints."""
 
     only: list[str] | None = None
     seeds: list[int] | None = None
@@ -515,6 +297,9 @@ class Options:
     threads: str = "default"
     fail_fast: bool = False
     jobs: int = 1
+    launcher: str = "local"
+    slurm: launchers.SlurmOptions = field(default_factory=launchers.SlurmOptions)
+    rerun: list[str] | None = None
 
 
 def _check_arguments(run_dir: Path, arguments: dict[str, Any]) -> None:
@@ -526,8 +311,9 @@ def _check_arguments(run_dir: Path, arguments: dict[str, Any]) -> None:
         )
 
 
-def run_one(suite: Suite, run: Run, options: Options) -> dict[str, Any] | None:
-    """Fit and test one run, resuming what an earlier invocation left; returns its result (None on a dry run)."""
+def prepare(suite: Suite, run: Run, options: Options) -> dict[str, Any] | None:
+    """Check a run against what an earlier invocation left (`--force` deletes it first) and write its run.json and
+    logging configs; returns its result if it finished earlier (nothing is written then, nor on a dry run)."""
     run_dir = suite.runs_dir / run.id
     if run.id in options.force and run_dir.exists() and not options.dry_run:
         import shutil
@@ -543,15 +329,24 @@ def run_one(suite: Suite, run: Run, options: Options) -> dict[str, Any] | None:
     if done is not None:
         log.info("%s: finished earlier (test/score %.4f), skipped", run.id, done["test"]["test/score"])
         return done
-    overlays = {stage: run_dir / f"logging_{stage}.yaml" for stage in ("fit", "test")}
     if options.dry_run:
-        for stage in run.stages:
-            print(f"python main.py {shlex.join(command(suite, run, stage, overlays[stage]))}")
         return None
     run_dir.mkdir(parents=True, exist_ok=True)
     _write_json(run_dir / "run.json", {"id": run.id, "suite": suite.name, "arguments": arguments})
-    for stage, overlay in overlays.items():
-        overlay.write_text(yaml.safe_dump(logging_overlay(suite, run, stage, options.wandb), sort_keys=False))
+    for stage in ("fit", "test"):
+        overlay = logging_overlay(suite, run, stage, options.wandb)
+        (run_dir / f"logging_{stage}.yaml").write_text(yaml.safe_dump(overlay, sort_keys=False))
+    return None
+
+
+def run_stages(suite: Suite, run: Run, options: Options) -> dict[str, Any]:
+    """Fit and test a prepared run, resuming what an earlier attempt left (a requeued job: a finished run is
+    returned as it is, a finished fit is only tested, a fit resumes from its newest `last*.ckpt`)."""
+    run_dir = suite.runs_dir / run.id
+    done = _read_json(run_dir / "result.json")
+    if done is not None:
+        return done
+    overlays = {stage: run_dir / f"logging_{stage}.yaml" for stage in ("fit", "test")}
     if "fit" not in run.stages:
         return _test(suite, run, run_dir, overlays["test"], {}, options)  # the untrained model, no checkpoint
     fit = _read_json(run_dir / "fit_done.json") or _fit(suite, run, run_dir, overlays["fit"], options)
@@ -570,7 +365,9 @@ def _fit(suite: Suite, run: Run, run_dir: Path, overlay: Path, options: Options)
             f"{run_dir}: fit wrote no last.ckpt; the trainer config needs checkpointing on (no fast_dev_run) and "
             "ModelCheckpoint(monitor='val/score', mode='max', save_last=True)"
         )
-    best, score, monitor = best_checkpoint(last)
+    if launchers.stopping() or _interrupted(run_dir):  # main.py exits 0 after its SIGTERM checkpoint
+        raise RuntimeError(f"main.py fit was interrupted (SIGTERM) and saved {last}: the next start resumes there")
+    best, score, monitor = best_of_fit(run_dir)
     fit = {"best_ckpt": best, "best_val": score, "monitor": monitor, "fit_seconds": seconds, "fit_command": args}
     fit["fit_threads"] = threads
     _write_json(run_dir / "fit_done.json", fit)
@@ -602,46 +399,123 @@ def _test(suite: Suite, run: Run, run_dir: Path, overlay: Path, fit: dict, optio
     return result
 
 
+def print_dry_run(suite: Suite, runs: list[Run], options: Options) -> None:
+    """Print what running `runs` would execute, as a script that runs when pasted into bash: per run the runner's
+    line (a comment) and the exact `main.py` commands, with the logging configs inline and the test's checkpoint
+    found after the fit; then, for `--launcher slurm`, the sbatch script of the array (comments)."""
+    rerun = options.rerun or [str(suite.path), "--runs-dir", str(suite.runs_dir)]
+    split = rerun.index("--") if "--" in rerun else len(rerun)
+    print(f"cd {shlex.quote(str(ROOT))}")
+    for run in runs:
+        run_dir = suite.runs_dir / run.id
+        wandb_id = (run_dir / "wandb_id").read_text().strip() if (run_dir / "wandb_id").is_file() else None
+        wandb_id = wandb_id or secrets.token_hex(6)  # not written: the runner makes the run's own
+        print(f"# {run.id}: {' then '.join(run.stages)}. The runner does it and keeps the run's state:")
+        print(f"#   python -m experiments.suite {shlex.join([*rerun[:split], '--only', run.id, *rerun[split:]])}")
+        print("# or by hand, the same commands:")
+        fit = _read_json(run_dir / "fit_done.json") if "fit" in run.stages else {}  # {}: tests an untrained model
+        for stage in run.stages:
+            overlay = logging_overlay(suite, run, stage, options.wandb, wandb_id)
+            resume = newest_last_checkpoint(run_dir) if stage == "fit" and fit is None else None
+            line = f"python main.py {shlex.join(command(suite, run, stage, overlay, str(resume) if resume else None))}"
+            print(line + (f" --ckpt_path {_best_after_fit(run_dir, fit)}" if stage == "test" and fit != {} else ""))
+    if options.launcher == "slurm" and runs:
+        script = launchers.sbatch_script(options.slurm, suite.name, suite.runs_dir / ".submitit", len(runs))
+        print(f"# SLURM: one job array of {len(runs)} runs; the sbatch script that submitit writes:")
+        print("\n".join(f"#   {line}" if line else "#" for line in script.splitlines()))
+
+
+def _best_after_fit(run_dir: Path, fit: dict[str, Any] | None) -> str:
+    """The test's `--ckpt_path` in a pasteable script: the fit's best checkpoint, or the shell expression that finds
+    it once the fit has run (the newest `best-*.ckpt`: ModelCheckpoint(monitor=val/score) writes one at each new
+    best, configs/trainer/default.yaml)."""
+    if fit:
+        return shlex.quote(fit["best_ckpt"])
+    return f'"$(ls -t {shlex.quote(str(run_dir))}/fit/version_*/checkpoints/best-*.ckpt | head -1)"'
+
+
 def run_suite(suite: Suite, options: Options) -> dict[str, Any]:
-    """Run (or resume) every selected run in order; returns `{"results": [...], "failed": {id: error}}`."""
+    """Run (or resume) every selected run, each a submitit job (`options.launcher`), or one after the other in this
+    process (`options.in_process`); returns `{"results": [...], "failed": {id: error}}`."""
     selected = [r for r in suite.runs if options.only is None or r.id in options.only or r.group in options.only]
     selected = [r for r in selected if options.seeds is None or r.seed in options.seeds]
     unknown = set(options.only or []) - {r.id for r in suite.runs} - {r.group for r in suite.runs}
     if unknown:
         raise SuiteError(f"{suite.path}: --only names runs that the suite lacks: {sorted(unknown)}")
-    results, failed = [], {}
+    finished = {run.id: prepare(suite, run, options) for run in selected}
+    todo = [run for run in selected if finished[run.id] is None]
+    if options.dry_run:
+        print_dry_run(suite, todo, options)
+        return {"results": [], "failed": {}}
+    outcomes: dict[str, dict[str, Any]] = {}
 
-    def attempt(index: int, run: Run) -> None:
-        log.info("[%d/%d] %s", index, len(selected), run.id)
+    def report(run_id: str, outcome: dict[str, Any]) -> bool:
+        outcomes[run_id] = outcome
+        if "error" in outcome:
+            log.error("%s failed: %s", run_id, outcome["error"])
+            return not options.fail_fast
+        log.info("%s: done, test/score %.4f", run_id, outcome["result"]["test"]["test/score"])
+        return True
+
+    for i, run in enumerate(todo if options.in_process else [], 1):
+        log.info("[%d/%d] %s", i, len(todo), run.id)
         try:
-            result = run_one(suite, run, options)
+            report(run.id, {"result": run_stages(suite, run, options)})
         except (RuntimeError, SuiteError) as error:
-            if options.fail_fast or isinstance(error, SuiteError) and "run.json" in str(error):
+            if options.fail_fast:
                 raise
-            log.error("%s failed: %s", run.id, error)
-            failed[run.id] = str(error)
-            return
-        if result is not None:
-            results.append(result)
-
-    if options.jobs > 1 and not (options.dry_run or options.in_process):
-        # runs are subprocesses: threads only wait on them; they start in suite order, `jobs` at a time
-        with ThreadPoolExecutor(options.jobs) as pool:
-            for future in [pool.submit(attempt, i, run) for i, run in enumerate(selected, 1)]:
-                future.result()
-    else:
-        for i, run in enumerate(selected, 1):
-            attempt(i, run)
-    if not options.dry_run and any(suite.runs_dir.glob("*/result.json")):
+            report(run.id, {"error": str(error)})
+    if todo and not options.in_process:
+        work = {run.id: partial(run_stages, suite, run, options) for run in todo}
+        launchers.launch(
+            work, options.launcher, suite.runs_dir / ".submitit", suite.name, options.jobs, options.slurm, report
+        )
+    failed = {run_id: _failure(outcome) for run_id, outcome in outcomes.items() if "error" in outcome}
+    if failed and options.fail_fast:
+        raise RuntimeError(f"{next(iter(failed))}: {next(iter(failed.values()))}")
+    outcomes.update({run_id: {"result": done} for run_id, done in finished.items() if done is not None})
+    results = [outcomes[r.id]["result"] for r in selected if "result" in outcomes.get(r.id, {})]
+    if any(suite.runs_dir.glob("*/result.json")):
         from experiments.results_table import write_tables
 
         write_tables(suite.runs_dir, suite.runs_dir)
     return {"results": results, "failed": failed}
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def _failure(outcome: dict[str, Any]) -> str:
+    """A failed run's error, its first line naming the job's log (the commands' logs are in the run folder)."""
+    first, _, rest = outcome["error"].partition("\n")
+    return first + (f" (job log: {outcome['log']})" if outcome.get("log") else "") + (f"\n{rest}" if rest else "")
+
+
+NOT_RERUN = {"help", "suite", "only", "seeds", "force", "dry_run", "to_sweep"}  # left out of `Options.rerun`
+
+
+def rerun_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
+    """The runner's command line for the same runs folder and settings, without the run selection."""
+    line = [args.suite]
+    for action in parser._actions:
+        value = getattr(args, action.dest, None)
+        if action.dest in NOT_RERUN or value == action.default:
+            continue
+        if isinstance(action, argparse._StoreTrueAction):
+            line.append(action.option_strings[0])
+        else:
+            line += [
+                str(x)
+                for item in (value if isinstance(action, argparse._AppendAction) else [value])
+                for x in (action.option_strings[0], item)
+            ]
+    return line + (["--", *args.overrides] if args.overrides else [])
+
+
+def parser() -> argparse.ArgumentParser:
     """The runner's command line."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m experiments.suite",
+        description=f"{__doc__}\n{suite_spec.__doc__}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("suite", help="suite YAML file")
     parser.add_argument("--only", nargs="+", metavar="ID", help="run only these run ids (or ids without -s<n>)")
     parser.add_argument("--seeds", nargs="+", type=int, metavar="N", help="run only the repeats of these seeds")
@@ -655,12 +529,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--fail-fast", action="store_true", help="stop at the first failed run")
     parser.add_argument(
-        "--jobs", type=int, default=1, help="runs at a time (subprocesses; give each --threads cores / jobs)"
+        "--jobs", type=int, default=1, help="runs at a time here (--launcher local; give each --threads cores / jobs)"
     )
+    parser.add_argument(
+        "--to-sweep", nargs="?", const="-", metavar="OUT", help="write the equivalent W&B sweep to OUT (or print it)"
+    )
+    launchers.add_arguments(parser)
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The runner's parsed command line; `overrides` holds what follows `--`, `rerun` its `Options.rerun`."""
+    cli = parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     split = argv.index("--") if "--" in argv else len(argv)  # after `--`: CLI arguments for every fit and test
-    args = parser.parse_args(argv[:split])
+    args = cli.parse_args(argv[:split])
     args.overrides = argv[split + 1 :]
+    if args.launcher == "slurm" and args.jobs != 1:
+        cli.error("--jobs is for --launcher local; on SLURM, --array-parallelism N runs N at a time")
+    try:
+        args.slurm = launchers.slurm_options(args)
+    except ValueError as error:
+        cli.error(str(error))
+    args.rerun = rerun_args(cli, args)
     return args
 
 
@@ -670,6 +561,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     suite = load_suite(args.suite, args.runs_dir, args.only)
     suite.overrides += args.overrides
+    if args.to_sweep:
+        from experiments.wandb_sweep import write_sweep
+
+        write_sweep(suite, args.suite, args.to_sweep)
+        return 0
     options = Options(
         only=args.only,
         seeds=args.seeds,
@@ -680,6 +576,9 @@ def main(argv: list[str] | None = None) -> int:
         fail_fast=args.fail_fast,
         threads=args.threads,
         jobs=args.jobs,
+        launcher=args.launcher,
+        slurm=args.slurm,
+        rerun=args.rerun,
     )
     outcome = run_suite(suite, options)
     for run_id, error in outcome["failed"].items():

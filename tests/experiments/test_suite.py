@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -97,10 +101,41 @@ def test_killed_run_resumes_from_last_checkpoint(tmp_path, monkeypatch):
 def test_dry_run_prints_fit_and_test_commands(tmp_path, capsys):
     suite = load_suite(write_tiny_suite(tmp_path), tmp_path / "runs")
     run_suite(suite, Options(dry_run=True))
-    lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 4 and lines[0].startswith("python main.py fit --config configs/trainer/default.yaml")
-    assert lines[1].startswith("python main.py test")
+    lines = [line for line in capsys.readouterr().out.strip().splitlines() if not line.startswith("#")]
+    assert len(lines) == 5 and lines[0] == f"cd {ROOT}"
+    assert lines[1].startswith("python main.py fit --config configs/trainer/default.yaml")
+    assert lines[2].startswith("python main.py test") and lines[2].endswith('/best-*.ckpt | head -1)"')
     assert not (tmp_path / "runs").exists()
+
+
+def test_dry_run_output_runs_when_pasted(tiny_runs, tmp_path):
+    """What --dry-run prints (here with the SLURM launcher's sbatch script, as comments) runs in bash as it is, and
+    its fit and test give the runner's own result."""
+    suite_file = tiny_runs.parent / "suite.yaml"
+    args = [
+        str(suite_file),
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--wandb",
+        "off",
+        "--only",
+        "causal",
+        "--dry-run",
+        "--launcher",
+        "slurm",
+        "--time",
+        "1:00:00",
+    ]
+    printed = subprocess.run(
+        [sys.executable, "-m", "experiments.suite", *args], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    assert "#   #SBATCH --time=60" in printed and "--only causal" in printed
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    pasted = subprocess.run(["bash", "-c", printed], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert pasted.returncode == 0, pasted.stderr[-3000:]
+    test = pd.read_csv(next((tmp_path / "runs" / "causal" / "test").glob("version_*/metrics.csv")))
+    expected = json.loads((tiny_runs / "causal" / "result.json").read_text())["test"]["test/score"]
+    assert test["test/score"].dropna().iloc[-1] == pytest.approx(expected, abs=1e-7)
 
 
 def test_seeds_expand_runs_and_select_by_seed(tmp_path, capsys):
@@ -213,4 +248,4 @@ def test_suite_in_subprocesses_from_the_command_line(tmp_path):
     assert suite_module.main(args) == 0
     assert "(torch threads: 1)" in (runs / "causal" / "fit.log").read_text()
     assert json.loads((runs / "causal" / "result.json").read_text())["fit_threads"] == 1
-    assert (runs / "results.md").read_text().count("| causal |") == 1
+    assert pd.read_csv(runs / "results.csv")["run"].tolist() == ["causal"]  # (results.md has one row per table)
