@@ -30,12 +30,16 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from experiments.stats import bootstrap_interval, mean_std
+from experiments.stats import bootstrap_interval, mean_std, t_interval
 
 PAPER_NUMBERS = Path(__file__).resolve().parent / "paper_numbers.yaml"
 # (method, baseline): differences reported where both are present (ids that differ only in the method name)
 COMPARISONS = [("ls_unllama", "ls_llama"), ("ls_llama", "instruction_tuning")]
 SMALL_FILES = ("metrics.csv", "config.yaml", "test_examples.csv")
+# an absolute path into a checkout (`/work/exp/experiments/runs/...`) or to the shared folder beside it: committed
+# files say `experiments/runs/...` and `../shared/...`, which hold in every clone
+MACHINE_PATH = re.compile(r"(?:/work|/tmp|/root|/home)(?:/[^/\s\"',]+)*?/(?=(?:experiments|configs|logs)/)")
+SHARED_PATH = re.compile(r"(?:/work|/root|/home)(?:/[^/\s\"',]+)*?/shared/")
 OVERLAY_FOLDERS = ("trainer", "recipe", "debug", "ablation", "quickstart")  # configs that name no data/backbone/method
 
 
@@ -144,6 +148,7 @@ def settings_frame(runs_dir: str | os.PathLike, runs: pd.DataFrame) -> pd.DataFr
         mean, std, n = mean_std(group["test_score"])
         row = {"setting": setting, **group.iloc[0][["dataset", "backbone", "method", "label", "metric"]].to_dict()}
         row.update(n=n, mean=mean, std=std, seeds=" ".join(str(s) for s in group["seed"] if pd.notna(s)))
+        _, row["t_low"], row["t_high"] = t_interval(group["test_score"])
         if all(run in examples for run in group["run"]):
             _, row["ci_low"], row["ci_high"] = bootstrap_interval([examples[r] for r in group["run"]])
         row.update(paper_key=group.iloc[0]["paper_key"], paper_value=group.iloc[0]["paper_value"])
@@ -167,6 +172,7 @@ def differences_frame(
             mean, std, n = mean_std(pairs["test_score"] - pairs["test_score_base"])
             row = {"comparison": f"{method} - {baseline}", "setting": setting.replace(method, "*"), "n": n}
             row.update(mean=mean, std=std, metric=group.iloc[0]["metric"])
+            _, row["t_low"], row["t_high"] = t_interval(pairs["test_score"] - pairs["test_score_base"])
             ours, base = list(pairs["run"]), list(pairs["run_base"])
             if all(r in examples for r in ours + base):
                 estimate, row["ci_low"], row["ci_high"] = bootstrap_interval(
@@ -219,8 +225,8 @@ def _paper(row: dict[str, Any]) -> str:
     return "n/a" if _missing(key) else ("?" if _missing(value) else f"{float(value):.2f}")
 
 
-def _interval(row: dict[str, Any], signed: bool = False) -> str:
-    low, high = row.get("ci_low"), row.get("ci_high")
+def _interval(row: dict[str, Any], signed: bool = False, prefix: str = "ci") -> str:
+    low, high = row.get(f"{prefix}_low"), row.get(f"{prefix}_high")
     return "" if _missing(low) else f"[{_percent(low, signed)}, {_percent(high, signed)}]"
 
 
@@ -236,7 +242,16 @@ def markdown(runs: pd.DataFrame, settings: pd.DataFrame | None = None, differenc
     if len(methods.columns) > 4:  # more than one method somewhere: the side-by-side view
         lines += [*_table(list(methods.columns), methods.values.tolist()), ""]
     if settings is not None and not settings.empty:
-        header = ["setting", "model", "metric", "n", "mean ± std", "95% interval", "paper"]
+        header = [
+            "setting",
+            "model",
+            "metric",
+            "n",
+            "mean ± std",
+            "t-interval (seeds)",
+            "bootstrap (examples)",
+            "paper",
+        ]
         rows = [
             [
                 r["setting"],
@@ -244,6 +259,7 @@ def markdown(runs: pd.DataFrame, settings: pd.DataFrame | None = None, differenc
                 r["metric"],
                 r["n"],
                 f"{_percent(r['mean'])} ± {_percent(r['std'])}",
+                _interval(r, prefix="t"),
                 _interval(r),
                 _paper(r),
             ]
@@ -251,7 +267,8 @@ def markdown(runs: pd.DataFrame, settings: pd.DataFrame | None = None, differenc
         ]
         lines += [*_table(header, rows), ""]
     if differences is not None and not differences.empty:
-        header = ["comparison", "setting", "metric", "n seeds", "mean ± std (per seed)", "95% interval"]
+        header = ["comparison", "setting", "metric", "n seeds", "mean ± std (per seed)", "t-interval (seeds)"]
+        header.append("bootstrap (examples)")
         rows = [
             [
                 r["comparison"],
@@ -259,6 +276,7 @@ def markdown(runs: pd.DataFrame, settings: pd.DataFrame | None = None, differenc
                 r["metric"],
                 r["n"],
                 f"{_percent(r['mean'], True)} ± {_percent(r['std'])}",
+                _interval(r, signed=True, prefix="t"),
                 _interval(r, signed=True),
             ]
             for r in differences.to_dict("records")
@@ -281,18 +299,26 @@ def markdown(runs: pd.DataFrame, settings: pd.DataFrame | None = None, differenc
     notes = [
         "",
         "Scores in percent: accuracy for classification, seqeval micro entity F1 for NER, on the test set, of the "
-        "checkpoint with the best validation score. mean ± std: over seeds (sample std). 95% interval: percentile "
-        "bootstrap over test examples pooled over seeds (2,000 resamples; paired by seed and example for "
-        "differences). paper: the paper's number for the matching setting (experiments/paper_numbers.yaml; in "
+        "checkpoint with the best validation score. mean ± std: over seeds (sample std). t-interval: 95% Student's t "
+        "over seeds (n - 1 degrees of freedom; none for one seed). bootstrap: 95% percentile bootstrap over test "
+        "examples pooled over seeds (2,000 resamples; paired by seed and example for differences): test-set noise, "
+        "with seed noise averaged out; the t-interval holds the seed noise. "
+        "paper: the paper's number for the matching setting (experiments/paper_numbers.yaml; in "
         "brackets in the first table, whose rows are the first part of the run ids: data and budget); `?` = none, "
         "`n/a` = no matching setting.",
     ]
     return "\n".join(lines + notes) + "\n"
 
 
+def portable(text: str) -> str:
+    """`text` with absolute paths into a checkout made relative to its root, and to the shared folder `../shared/`."""
+    return SHARED_PATH.sub("../shared/", MACHINE_PATH.sub("", text))
+
+
 def copy_run_files(runs_dir: str | os.PathLike, out_dir: str | os.PathLike) -> int:
     """Copy each finished run's small files (result.json, configs, metrics.csv, test_examples.csv) from `runs_dir`
-    to `out_dir/<run>/` with the same layout; returns the number of files."""
+    to `out_dir/<run>/` with the same layout, machine paths made relative (`portable`); returns the number of
+    files."""
     runs_dir, out_dir = Path(runs_dir), Path(out_dir)
     copied = 0
     for result in sorted(runs_dir.glob("*/result.json")):
@@ -300,7 +326,10 @@ def copy_run_files(runs_dir: str | os.PathLike, out_dir: str | os.PathLike) -> i
         for path in files:
             target = out_dir / path.relative_to(runs_dir)
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, target)
+            if path.suffix in (".json", ".yaml"):
+                target.write_text(portable(path.read_text()))
+            else:
+                shutil.copy2(path, target)
             copied += 1
     return copied
 

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 
 def score(rows: pd.DataFrame) -> float:
@@ -81,3 +82,14 @@ def mean_std(values: Sequence[float]) -> tuple[float, float, int]:
     """Mean, sample standard deviation (ddof=1; 0 for one value) and count."""
     array = np.asarray(values, dtype=float)
     return float(array.mean()), float(array.std(ddof=1)) if len(array) > 1 else 0.0, len(array)
+
+
+def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
+    """`(mean, low, high)`: Student's t-interval of the mean over seeds (n - 1 degrees of freedom); the bounds are
+    NaN for fewer than two values. It captures seed noise, which the bootstrap over test examples averages out."""
+    array = np.asarray(values, dtype=float)
+    mean = float(array.mean())
+    if len(array) < 2:
+        return mean, float("nan"), float("nan")
+    half = float(stats.t.ppf(0.5 + level / 2, len(array) - 1) * array.std(ddof=1) / np.sqrt(len(array)))
+    return mean, mean - half, mean + half

@@ -15,6 +15,7 @@ from experiments.results_table import (
     copy_run_files,
     differences_frame,
     methods_frame,
+    portable,
     results_frame,
     settings_frame,
     write_tables,
@@ -97,6 +98,14 @@ def test_copied_run_files_rebuild_the_same_tables(seeded_runs, tmp_path):
     assert copied >= 4 * 4 and not list(tmp_path.rglob("*.ckpt"))  # result, configs, metrics: no checkpoints
     write_tables(tmp_path, tmp_path)
     assert (tmp_path / "results.md").read_text() == (seeded_runs / "results.md").read_text()
+
+
+def test_copied_files_name_paths_that_hold_in_every_clone():
+    result = '{"best_ckpt": "/work/exp-seeds/experiments/runs/s/sst2-s0/fit/version_0/checkpoints/best.ckpt"}'
+    assert portable(result) == '{"best_ckpt": "experiments/runs/s/sst2-s0/fit/version_0/checkpoints/best.ckpt"}'
+    config = "tokenizer: /home/me/shared/models/llama2-tokenizer-hf\n- /root/ls-llama/configs/data/sst2.yaml"
+    assert portable(config) == "tokenizer: ../shared/models/llama2-tokenizer-hf\n- configs/data/sst2.yaml"
+    assert portable("lr: 8.0e-05 # /path/in/a/comment") == "lr: 8.0e-05 # /path/in/a/comment"  # nothing else
 
 
 def committed_results() -> list:
