@@ -27,7 +27,7 @@ test: install
 test-all: install
 	$(PY) -m pytest -q -n 2 -m "slow or not slow"
 
-# the suites on a real single-node SLURM cluster (tests marked `slurm`; not in `make test`)
+# every test on a real single-node SLURM cluster, the multi-node DDP script (also `slow`) included
 test-slurm: install slurm
 	$(PY) -m pytest -q -m slurm tests/experiments
 

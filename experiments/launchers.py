@@ -30,7 +30,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -79,16 +79,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def slurm_options(args: argparse.Namespace) -> SlurmOptions:
     """The SLURM options of parsed arguments, checked (a one-line `ValueError` names the option)."""
-    options = SlurmOptions(
-        partition=args.partition,
-        time=args.time,
-        gpus_per_run=args.gpus_per_run,
-        cpus_per_run=args.cpus_per_run,
-        mem=args.mem,
-        array_parallelism=args.array_parallelism,
-        sbatch=args.sbatch,
-        setup=args.slurm_setup,
-    )
+    # each field is the option of the same name (`--gpus-per-run`: gpus_per_run), `setup` is `--slurm-setup`
+    names = {f.name: "slurm_setup" if f.name == "setup" else f.name for f in fields(SlurmOptions)}
+    options = SlurmOptions(**{name: getattr(args, option) for name, option in names.items()})
     if args.launcher == "slurm":
         slurm_parameters(options, "check")  # raises on a malformed value
         if not args.dry_run and shutil.which("sbatch") is None:

@@ -44,7 +44,7 @@ import secrets
 import shlex
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -566,20 +566,7 @@ def main(argv: list[str] | None = None) -> int:
 
         write_sweep(suite, args.suite, args.to_sweep)
         return 0
-    options = Options(
-        only=args.only,
-        seeds=args.seeds,
-        force=args.force,
-        dry_run=args.dry_run,
-        wandb=args.wandb,
-        in_process=args.in_process,
-        fail_fast=args.fail_fast,
-        threads=args.threads,
-        jobs=args.jobs,
-        launcher=args.launcher,
-        slurm=args.slurm,
-        rerun=args.rerun,
-    )
+    options = Options(**{f.name: getattr(args, f.name) for f in fields(Options)})  # each option its field
     outcome = run_suite(suite, options)
     for run_id, error in outcome["failed"].items():
         print(f"FAILED {run_id}: {error.splitlines()[0]}", file=sys.stderr)

