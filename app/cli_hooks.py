@@ -63,7 +63,11 @@ class _DropAdverts(logging.Filter):
 
 # warnings raised inside libraries on every run that say nothing about the user's run (checked 2026-11, Lightning
 # 2.6.6 + torch 2.13: its pytree helper calls an API torch deprecated)
-HARMLESS_WARNINGS = (r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",)
+HARMLESS_WARNINGS = (
+    r".*isinstance\(treespec, LeafSpec\)` is deprecated.*",
+    # Lightning, on any machine with SLURM's client installed: a hint for runs outside a job, where it is no error
+    r"The `srun` command is available on your system but is not used.*",
+)
 
 
 def quiet_harmless_noise() -> None:

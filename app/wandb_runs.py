@@ -278,7 +278,8 @@ def quiet_loggers(trainer: Trainer) -> None:
             continue
         if "anonymous" in logger._wandb_init and logger._wandb_init["anonymous"] is None:
             del logger._wandb_init["anonymous"]
-        logger._wandb_init.setdefault("settings", wandb.Settings(silent=True))
+        if logger._wandb_init.get("settings") is None:  # a config that names wandb.init's arguments passes None
+            logger._wandb_init["settings"] = wandb.Settings(silent=True)
 
 
 def drop_wandb_loggers(config: Namespace, subcommand: str | None) -> None:

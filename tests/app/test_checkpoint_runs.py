@@ -5,6 +5,7 @@ is named as such, a damaged `--ckpt_path` is one line, and a smoke fit prints li
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -134,10 +135,29 @@ def test_a_damaged_or_missing_checkpoint_is_one_line(make, message, tmp_path):
     assert out.returncode == 2 and len(errors) == 1 and message in errors[0] and str(path) in errors[0], out.stderr
 
 
+def loud_wandb() -> dict[str, str]:
+    """The environment without the tests' WANDB_SILENT: what a user's shell has."""
+    return {k: v for k, v in os.environ.items() if k != "WANDB_SILENT"}
+
+
+def test_a_recipe_fit_as_the_readme_runs_it_is_quiet_too(tmp_path):
+    # the recipe's own loggers (no overlay): jsonargparse hands WandbLogger every wandb.init argument, settings=None
+    for name in ("configs", "main.py"):
+        (tmp_path / name).symlink_to(ROOT / name)
+    args = ["fit", "--config=configs/recipe/cpu_small.yaml", *quick("early_cue", "ls_llama")[:4]]
+    args += ["--config=configs/debug/tiny_llama.yaml", "--config=configs/debug/smoke.yaml"]
+    env = {**loud_wandb(), "PYTHONPATH": str(ROOT)}
+    out = subprocess.run([sys.executable, "main.py", *args], cwd=tmp_path, env=env, capture_output=True, text=True)
+    lines = [line for line in (out.stdout + out.stderr).splitlines() if line.strip()]
+    assert out.returncode == 0 and len(lines) <= 25, "\n".join(lines)
+    banner_or_summary = ("Tracking run with wandb", "Run history", "Run summary", "View this run")
+    assert not any(text in line for line in lines for text in banner_or_summary), "\n".join(lines)
+
+
 def test_a_smoke_fit_prints_at_most_25_lines(tmp_path):
     args = ["fit", "--config=configs/trainer/default.yaml", *quick("early_cue", "ls_llama")]
     args += ["--config=configs/debug/smoke.yaml", f"--config={logging_overlay(tmp_path)}"]
-    out = subprocess.run([sys.executable, "main.py", *args], cwd=ROOT, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "main.py", *args], cwd=ROOT, env=loud_wandb(), capture_output=True, text=True)
     lines = [line for line in (out.stdout + out.stderr).splitlines() if line.strip()]
     assert out.returncode == 0 and len(lines) <= 25, "\n".join(lines)
     assert not any("Run history" in line or "FLOPs" in line for line in lines)  # no W&B summary, no model summary
