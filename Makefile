@@ -1,4 +1,4 @@
-# ls-llama: `make install`, `make quickstart` (about 2 minutes on 2 CPU cores), `make test` (about 6 minutes).
+# ls-llama: `make install`, `make quickstart` (about 2 minutes on 2 CPU cores), `make test` (about 8 minutes).
 # Both create .venv with everything they need on first use, and are safe to re-run. `make slurm` installs Debian's
 # SLURM and munge packages (root or sudo) for the tests that run suites on a real single-node cluster.
 PYTHON ?= python3
