@@ -203,7 +203,8 @@ def methods_frame(settings: pd.DataFrame) -> pd.DataFrame:
         for method in methods:
             r = by_method.get(method)
             paper = "" if r is None or _missing(r.get("paper_value")) else f" ({float(r['paper_value']):.1f})"
-            row[method] = "" if r is None else f"{_percent(r['mean'])} ± {_percent(r['std'])} (n={r['n']}){paper}"
+            spread = f" ± {_percent(r['std'])}" if r is not None and r["n"] > 1 else ""  # no spread from one seed
+            row[method] = "" if r is None else f"{_percent(r['mean'])}{spread} (n={r['n']}){paper}"
         ours = sorted(by_method, key=lambda m: -by_method[m]["mean"])
         row["ours, best first"] = " > ".join(ours)
         known = [m for m in ours if not _missing(by_method[m].get("paper_value"))]

@@ -89,7 +89,7 @@ def test_methods_view_names_a_run_without_a_method_file_by_its_label():
     )
     (row,) = methods_frame(settings).to_dict("records")
     assert row["ours, best first"] == "my variant > ls_llama"
-    assert row["my variant"] == "70.00 ± 0.00 (n=1)" and row["ls_llama"] == "50.00 ± 10.00 (n=2)"
+    assert row["my variant"] == "70.00 (n=1)" and row["ls_llama"] == "50.00 ± 10.00 (n=2)"
 
 
 def test_copied_run_files_rebuild_the_same_tables(seeded_runs, tmp_path):
