@@ -97,13 +97,29 @@ def recorded(checkpoint: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-def set_checkpoint_defaults(parser: Any, subcommand: str, record: dict[str, Any]) -> None:
-    """Make the checkpoint's data section, seed and loggers the subcommand's defaults: every config and option
-    given on the command line overrides them."""
-    subparser = parser._subcommands_action._name_parser_map[subcommand]
+# how much of the data a fit sampled (a training subset, a validation subset) is no default for a later test or
+# predict of its checkpoint: they read whole splits unless told otherwise (a suite's test once scored only the first
+# 500 test sentences because its fit had validated on 500)
+FIT_SAMPLING = ("max_train_examples", "max_eval_examples")
+
+
+def checkpoint_defaults(record: dict[str, Any]) -> dict[str, Any]:
+    """The subcommand defaults a checkpoint's record gives: its seed, data section (without `FIT_SAMPLING`) and
+    loggers."""
     defaults = {key: record[key] for key in ("seed_everything", "data") if record.get(key) is not None}
+    if isinstance(defaults.get("data"), dict) and isinstance(defaults["data"].get("init_args"), dict):
+        init_args = {k: v for k, v in defaults["data"]["init_args"].items() if k not in FIT_SAMPLING}
+        defaults["data"] = {**defaults["data"], "init_args": init_args}
     if (record.get("trainer") or {}).get("logger"):
         defaults["trainer.logger"] = record["trainer"]["logger"]
+    return defaults
+
+
+def set_checkpoint_defaults(parser: Any, subcommand: str, record: dict[str, Any]) -> None:
+    """Make the checkpoint's data section, seed and loggers the subcommand's defaults (`checkpoint_defaults`): every
+    config and option given on the command line overrides them."""
+    subparser = parser._subcommands_action._name_parser_map[subcommand]
+    defaults = checkpoint_defaults(record)
     if defaults:
         subparser.set_defaults(defaults)
 

@@ -35,7 +35,7 @@ from experiments.stats import bootstrap_interval, mean_std, t_interval
 PAPER_NUMBERS = Path(__file__).resolve().parent / "paper_numbers.yaml"
 # (method, baseline): differences reported where both are present (ids that differ only in the method name)
 COMPARISONS = [("ls_unllama", "ls_llama"), ("ls_llama", "instruction_tuning")]
-SMALL_FILES = ("metrics.csv", "config.yaml", "test_examples.csv")
+SMALL_FILES = ("metrics.csv", "config.yaml", "test_examples.csv", "test_answers.jsonl")  # answers: prompting runs
 # an absolute path into a checkout (`/work/exp/experiments/runs/...`) or to the shared folder beside it: committed
 # files say `experiments/runs/...` and `../shared/...`, which hold in every clone
 MACHINE_PATH = re.compile(r"(?:/work|/tmp|/root|/home)(?:/[^/\s\"',]+)*?/(?=(?:experiments|configs|logs)/)")
@@ -317,9 +317,9 @@ def portable(text: str) -> str:
 
 
 def copy_run_files(runs_dir: str | os.PathLike, out_dir: str | os.PathLike) -> int:
-    """Copy each finished run's small files (result.json, configs, metrics.csv, test_examples.csv) from `runs_dir`
-    to `out_dir/<run>/` with the same layout, machine paths made relative (`portable`); returns the number of
-    files."""
+    """Copy each finished run's small files (result.json, configs, metrics.csv, test_examples.csv, a prompting
+    run's test_answers.jsonl) from `runs_dir` to `out_dir/<run>/` with the same layout, machine paths made relative
+    (`portable`); returns the number of files."""
     runs_dir, out_dir = Path(runs_dir), Path(out_dir)
     copied = 0
     for result in sorted(runs_dir.glob("*/result.json")):

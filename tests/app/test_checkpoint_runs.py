@@ -16,6 +16,7 @@ import yaml
 from helpers import ROOT, quick
 from wandb_offline import offline_runs
 
+from app.run_record import checkpoint_defaults
 from main import main
 
 TINY = [*quick("early_cue", "ls_llama"), "--config=configs/debug/smoke.yaml", "--model.verify_mask=false"]
@@ -166,3 +167,16 @@ def test_a_smoke_fit_prints_at_most_25_lines(tmp_path):
 
 def test_wandb_folder_is_where_logs_go(fitted):
     assert Path(offline_runs(fitted["folder"] / "wandb")[0].folder).is_relative_to(fitted["folder"])
+
+
+def test_a_checkpoint_does_not_hand_its_fits_sampling_to_a_later_test(fitted):
+    record = {
+        "seed_everything": 0,
+        "data": {"class_path": "X", "init_args": {"tokenizer": "t", "max_eval_examples": 8}},
+    }
+    record["data"]["init_args"]["max_train_examples"] = 32
+    assert checkpoint_defaults(record)["data"] == {"class_path": "X", "init_args": {"tokenizer": "t"}}
+    # the fit validated on 16 examples (configs/debug/smoke.yaml); its checkpoint alone tests on the whole split
+    args = ["test", "--ckpt_path", fitted["best"], "--trainer.limit_test_batches=1", "--trainer.logger=false"]
+    test = main([*args, "--trainer.enable_progress_bar=false", "--model.verify_mask=false"])
+    assert test.datamodule.max_eval_examples is None and test.datamodule.num_train == 32  # the rest is the fit's
