@@ -62,6 +62,37 @@ def module_for(data, backbone_config: dict | None = None, **kwargs):
     )
 
 
+def synthetic_module(task: str = "sequence", **kwargs):
+    """A tiny `LabelSupervisedModule` for the synthetic tasks (`sequence`: early-cue classification, `token`:
+    right-context NER) and their tokenizer, attention probe off; `kwargs` add or replace constructor arguments
+    (`backbone_config` defaults to `TINY_LLAMA`)."""
+    from core.hub import load_tokenizer
+    from datamodules import EarlyCueClassification, RightContextNER
+    from datamodules.synthetic import build_tokenizer
+    from lightning_modules import LabelSupervisedModule
+
+    tokenizer = load_tokenizer(build_tokenizer())
+    labels = (EarlyCueClassification if task == "sequence" else RightContextNER).default_label_names
+    return LabelSupervisedModule(
+        **{"backbone_config": TINY_LLAMA, "verify_mask": False, **kwargs},
+        task=task,
+        num_labels=len(labels),
+        label_names=labels,
+        pad_token_id=tokenizer.pad_token_id,
+        vocab_size=len(tokenizer),
+    )
+
+
+def randomize_trained(module):
+    """`module` in eval mode with its trained weights (LoRA or the whole backbone, and the head) random and seeded:
+    a zero LoRA B or a zero head would hide a weight that an export lost."""
+    generator = torch.Generator().manual_seed(0)
+    for parameter in module.parameters():
+        if parameter.requires_grad:
+            parameter.data = torch.randn(parameter.shape, generator=generator) * 0.3
+    return module.eval()
+
+
 def quick(task: str = "right_context", method: str = "ls_llama") -> list[str]:
     """CLI arguments of a quickstart run: the synthetic `task` (`right_context` NER or `early_cue` classification)
     on the tiny random LLaMA with `method` (`ls_llama`, `ls_unllama`)."""

@@ -7,7 +7,7 @@ from functools import partial
 
 import pytest
 import torch
-from helpers import TINY_LLAMA, module_for, quick
+from helpers import module_for, quick, randomize_trained, synthetic_module
 from lightning.pytorch import Trainer
 from peft import PeftModel
 from transformers import AutoModel, AutoModelForSequenceClassification, AutoModelForTokenClassification
@@ -35,23 +35,7 @@ def _one_thread():
 
 def tiny_module(task: str = "sequence", **kwargs) -> LabelSupervisedModule:
     """A tiny LoRA LLaMA whose adapters and head are random (a zero LoRA B would hide a lost adapter)."""
-    tokenizer = build_tokenizer()
-    labels = (EarlyCueClassification if task == "sequence" else RightContextNER).default_label_names
-    module = LabelSupervisedModule(
-        backbone_config=TINY_LLAMA,
-        task=task,
-        num_labels=len(labels),
-        label_names=labels,
-        pad_token_id=load_tokenizer(tokenizer).pad_token_id,
-        vocab_size=len(load_tokenizer(tokenizer)),
-        verify_mask=False,
-        **kwargs,
-    )
-    generator = torch.Generator().manual_seed(0)
-    for parameter in module.parameters():
-        if parameter.requires_grad:
-            parameter.data = torch.randn(parameter.shape, generator=generator) * 0.3
-    return module.eval()
+    return randomize_trained(synthetic_module(task, **kwargs))
 
 
 def right_padded(module: LabelSupervisedModule, source: str | None = None) -> dict[str, torch.Tensor]:

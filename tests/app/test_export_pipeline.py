@@ -9,13 +9,12 @@ import json
 
 import pytest
 import torch
-from helpers import TINY_LLAMA
+from helpers import randomize_trained, synthetic_module
 from transformers import AutoConfig, AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoTokenizer
 from transformers import pipeline as hf_pipeline
 
 from app.predict import Predictor
 from core.hub import load_tokenizer
-from datamodules import EarlyCueClassification, RightContextNER
 from datamodules.alignment import encode_words
 from datamodules.synthetic import build_tokenizer
 from lightning_modules import (
@@ -78,22 +77,7 @@ def _one_thread():
 def trained_like(task: str, **kwargs) -> LabelSupervisedModule:
     """A tiny model whose trained weights (LoRA or every backbone weight, and the head) are random: a zero LoRA B or
     a zero attention query would hide a weight the export lost."""
-    tokenizer = load_tokenizer(build_tokenizer())
-    labels = (EarlyCueClassification if task == "sequence" else RightContextNER).default_label_names
-    module = LabelSupervisedModule(
-        **{"backbone_config": TINY_LLAMA, **kwargs},
-        task=task,
-        num_labels=len(labels),
-        label_names=labels,
-        pad_token_id=tokenizer.pad_token_id,
-        vocab_size=len(tokenizer),
-        verify_mask=False,
-    )
-    generator = torch.Generator().manual_seed(0)
-    for parameter in module.parameters():
-        if parameter.requires_grad:
-            parameter.data = torch.randn(parameter.shape, generator=generator) * 0.3
-    return module.eval()
+    return randomize_trained(synthetic_module(task, **kwargs))
 
 
 def export(module: LabelSupervisedModule, folder, kind: str):

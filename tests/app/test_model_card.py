@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import TINY_LLAMA, quick
+from helpers import quick, synthetic_module
 from huggingface_hub import ModelCard
 from huggingface_hub.repocard_data import model_index_to_eval_results
 from transformers import pipeline as hf_pipeline
@@ -17,9 +17,6 @@ from transformers import pipeline as hf_pipeline
 import app.export
 from app.export import main as export_main
 from app.model_card import build_model_card, hub_id, read_metrics, write_model_card
-from core.hub import load_tokenizer
-from datamodules import EarlyCueClassification, RightContextNER
-from datamodules.synthetic import build_tokenizer
 from experiments.quickstart import logger_override
 from lightning_modules import LabelSupervisedModule
 from main import main
@@ -147,18 +144,7 @@ def test_push_to_hub_uploads_the_folder_with_its_card(run, tmp_path, monkeypatch
 
 def tiny_adapter_module(task: str = "sequence", backbone: str = "HuggingFaceTB/SmolLM2-135M") -> LabelSupervisedModule:
     """A tiny LoRA model that says it was trained on a hub backbone (its card names it; nothing is downloaded)."""
-    tokenizer = load_tokenizer(build_tokenizer())
-    labels = (EarlyCueClassification if task == "sequence" else RightContextNER).default_label_names
-    module = LabelSupervisedModule(
-        backbone_config=TINY_LLAMA,
-        task=task,
-        num_labels=len(labels),
-        label_names=labels,
-        pad_token_id=tokenizer.pad_token_id,
-        vocab_size=len(tokenizer),
-        verify_mask=False,
-        method="ls_llama",
-    )
+    module = synthetic_module(task, method="ls_llama")
     module.hparams["backbone"] = backbone
     return module
 
