@@ -88,9 +88,9 @@ def diagnosis_row(runs: pd.DataFrame, examples: dict[str, pd.DataFrame], setting
     row["mean"], row["t_low"], row["t_high"] = t_interval(ours["test_score"])
     row["std"] = mean_std(ours["test_score"])[1]
     for name, method in (("llama", BASELINE), ("unllama", REFERENCE)):
-        pairs = paired(ours, _scores(runs, f"{data}-{backbone}-{method}"))
-        if name == "unllama" and not variant:
+        if name == "unllama" and not variant:  # LS-unLLaMA itself
             continue
+        pairs = paired(ours, _scores(runs, f"{data}-{backbone}-{method}"))
         differences = pairs["test_score"] - pairs["test_score_base"]
         row[f"vs_{name}_n"] = len(pairs)
         if pairs.empty:
