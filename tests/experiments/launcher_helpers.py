@@ -13,15 +13,23 @@ from suite_helpers import TINY_DATA, TINY_OVERRIDES
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def write_cluster_suite(folder: Path) -> Path:
-    """A tiny suite of 3 runs: causal and bidirectional LS-LLaMA on synthetic NER (6 short epochs, long enough to
-    interrupt one after its first checkpoint), and `broken` (a bad value: main.py fit fails); runs in
-    `folder/runs`."""
+PAUSE = "tests.experiments.pause_callback.PauseAfterFirstEpoch"
+
+
+def write_cluster_suite(folder: Path, pause: bool = False) -> Path:
+    """A tiny suite of 3 runs: causal and bidirectional LS-LLaMA on synthetic NER (6 short epochs), and `broken` (a
+    bad value: main.py fit fails); runs in `folder/runs`. With `pause`, the two fits wait at the end of their first
+    epoch (`PauseAfterFirstEpoch`, markers in `folder/pause/<run>`) for the test to interrupt them."""
     folder.mkdir(parents=True, exist_ok=True)
     init_args = {**TINY_DATA["data"]["init_args"], "num_train": 96}
     data = {**TINY_DATA, "data": {**TINY_DATA["data"], "init_args": init_args}}
     (folder / "tiny_data.yaml").write_text(yaml.safe_dump(data))
     broken = ["--trainer.max_epochs=oops"]
+
+    def held(run_id: str) -> dict[str, list[str]]:  # the pausing callback's two arguments
+        args = [f"--trainer.callbacks+={PAUSE}", f"--trainer.callbacks.folder={folder / 'pause' / run_id}"]
+        return {"fit_overrides": args} if pause else {}
+
     suite = {
         "name": "cluster",
         "runs_dir": str(folder / "runs"),
@@ -29,8 +37,8 @@ def write_cluster_suite(folder: Path) -> Path:
         "overrides": [f"--config={folder / 'tiny_data.yaml'}", *TINY_OVERRIDES],
         "fit_overrides": ["--trainer.max_epochs=6", "--trainer.log_every_n_steps=1"],
         "runs": [
-            {"id": "causal", "configs": ["configs/ablation/mask_causal.yaml"]},
-            {"id": "bidirectional", "configs": ["configs/ablation/mask_bidirectional.yaml"]},
+            {"id": "causal", "configs": ["configs/ablation/mask_causal.yaml"], **held("causal")},
+            {"id": "bidirectional", "configs": ["configs/ablation/mask_bidirectional.yaml"], **held("bidirectional")},
             {"id": "broken", "configs": ["configs/ablation/mask_causal.yaml"], "fit_overrides": broken},
         ],
     }

@@ -78,10 +78,11 @@ def readme_array_command(suite: Path) -> list[str]:
     return [sys.executable, *args[1:], "--wandb", "off", "--threads", "1"]  # as the local runs
 
 
-def interrupt_when_checkpointed(cluster, log: Path, runs: Path, runner: subprocess.Popen) -> dict[str, str]:
-    """While the runner waits for the array: requeue `causal` and send `bidirectional` the time-limit signal,
-    each right after its fit wrote its first checkpoint, and let them start again as soon as they are pending;
-    returns `{run: job id}` of the interrupted jobs."""
+def interrupt_when_paused(cluster, log: Path, folder: Path, runner: subprocess.Popen) -> dict[str, str]:
+    """While the runner waits for the array: requeue `causal` and send `bidirectional` the time-limit signal, each
+    while its fit waits at the end of its first epoch (`PauseAfterFirstEpoch`: a fit of seconds would otherwise end
+    before the signal reached it), and let them start again as soon as they are pending; returns `{run: job id}`
+    of the interrupted jobs."""
     how = {"causal": "requeue", "bidirectional": "USR2"}  # USR2: what `--signal=USR2@90` sends before the limit
     interrupted: dict[str, str] = {}
     released: set[str] = set()
@@ -89,13 +90,13 @@ def interrupt_when_checkpointed(cluster, log: Path, runs: Path, runner: subproce
     while runner.poll() is None and time.monotonic() < deadline:
         jobs = dict(re.findall(r"(\w+): SLURM job (\S+), submitted", log.read_text()))
         for run_id in sorted(set(how) - set(interrupted)):
-            if run_id in jobs and any((runs / run_id / "fit").glob("version_0/checkpoints/last.ckpt")):
+            if run_id in jobs and (folder / "pause" / run_id / "paused").exists():
                 if how[run_id] == "requeue":
                     cluster.scontrol("requeue", jobs[run_id])
                 else:
-                    cluster.signal(jobs[run_id], how[run_id])  # submitit checkpoints and requeues the job
+                    cluster.signal(jobs[run_id], how[run_id])  # submitit: SIGTERM to main.py, then a requeue
                 interrupted[run_id] = jobs[run_id]
-        states = cluster.jobs()
+        states = cluster.jobs() if set(interrupted.values()) - released else {}
         for job_id in set(interrupted.values()) - released:
             if states.get(job_id) == "PENDING":  # requeued: SLURM would hold it for about two minutes
                 cluster.scontrol("update", f"JobId={job_id}", "StartTime=now")
@@ -109,12 +110,14 @@ def interrupt_when_checkpointed(cluster, log: Path, runs: Path, runner: subproce
 def slurm_runs(slurm_cluster, tmp_path_factory):
     """The README's array command on the cluster suite, with the two interruptions: (exit status, runner output,
     runs folder, interrupted jobs)."""
-    suite = write_cluster_suite(tmp_path_factory.mktemp("slurm_launcher"))
+    suite = write_cluster_suite(tmp_path_factory.mktemp("slurm_launcher"), pause=True)
     runs = suite.parent / "runs"
     log = suite.parent / "runner.log"
     with log.open("w") as out:
-        runner = subprocess.Popen(readme_array_command(suite), cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
-    interrupted = interrupt_when_checkpointed(slurm_cluster, log, runs, runner)
+        env = {**os.environ, "LS_LLAMA_ALLOWED_CLASS_PATHS": "tests.experiments.pause_callback"}  # configs are data
+        args = readme_array_command(suite)
+        runner = subprocess.Popen(args, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env)
+    interrupted = interrupt_when_paused(slurm_cluster, log, suite.parent, runner)
     return runner.returncode, log.read_text(), runs, interrupted
 
 
