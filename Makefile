@@ -27,7 +27,7 @@ test: install
 test-all: install
 	$(PY) -m pytest -q -n 2 -m "slow or not slow"
 
-# every test on a real single-node SLURM cluster, the multi-node DDP script (also `slow`) included
+# every test on a real single-node SLURM cluster (they also run in `make test` where SLURM is installed)
 test-slurm: install slurm
 	$(PY) -m pytest -q -m slurm tests/experiments
 

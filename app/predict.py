@@ -89,8 +89,8 @@ class PredictionWriter(BasePredictionWriter):
             gathered: list[list[dict]] = [[] for _ in range(trainer.world_size)]
             torch.distributed.all_gather_object(gathered, rows)
             rows = [row for part in gathered for row in part]
+        path = self.path(trainer)  # on every rank: `trainer.log_dir` is a broadcast under DDP
         if trainer.is_global_zero:
-            path = self.path(trainer)
             write_jsonl(sorted(rows, key=lambda row: row["id"]), path)
             rank_zero_info(f"wrote {len(rows)} predictions to {path}")
         self._rows = []

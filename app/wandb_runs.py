@@ -171,6 +171,7 @@ class WandbRuns(Callback):
             run.define_metric("val/loss", summary="min")
 
     def _write_config(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        log_dir = trainer.log_dir  # every rank asks: under DDP rank 0 broadcasts it (rank 0 alone would wait forever)
         for logger in self._loggers(trainer):
             run = open_run(logger)
             config = describe(trainer, pl_module, list(run.tags or []))
@@ -183,7 +184,7 @@ class WandbRuns(Callback):
             run.config.update(config, allow_val_change=True)
             if self.best:
                 run.summary.update(self.best)
-            save_config_file(run, trainer)
+            save_config_file(run, trainer, log_dir)
 
     @override
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -254,10 +255,10 @@ class WandbRuns(Callback):
         self.checkpoint_step = checkpoint.get("global_step")
 
 
-def save_config_file(run: Any, trainer: Trainer) -> None:
-    """Save the resolved config that LightningCLI wrote (`<log dir>/config.yaml`) to the W&B run's files; a stage
-    that wrote its own (a test) saves it as `config_<stage>.yaml` beside the fit's."""
-    log_dir = trainer.log_dir
+def save_config_file(run: Any, trainer: Trainer, log_dir: str | None) -> None:
+    """Save the resolved config that LightningCLI wrote (`<log_dir>/config.yaml`, `log_dir` = `trainer.log_dir`,
+    which the caller reads on every rank) to the W&B run's files; a stage that wrote its own (a test) saves it as
+    `config_<stage>.yaml` beside the fit's."""
     path = Path(log_dir) / "config.yaml" if log_dir else None
     if path is None or not path.is_file():
         return

@@ -122,13 +122,23 @@ class SortedBatchSampler(Sampler[list[int]]):
     Args:
         lengths: token count of every example.
         batch_size: examples per batch.
-        num_replicas: processes sharing the data; each takes every n-th batch (no example is repeated).
+        num_replicas: processes sharing the data; each takes every n-th batch (no example is repeated). A split
+            with fewer batches than processes is cut into one smaller batch per process instead (Lightning refuses
+            a process without batches: a 200-example validation subset on 16 GPUs).
         rank: this process's index among `num_replicas`.
+
+    Raises:
+        ValueError: fewer examples than processes.
     """
 
     def __init__(self, lengths: Sequence[int], batch_size: int, num_replicas: int = 1, rank: int = 0) -> None:
         order = torch.argsort(torch.as_tensor(list(lengths)), descending=True, stable=True).tolist()
-        batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+        if len(order) < num_replicas:
+            raise ValueError(f"{len(order)} evaluation examples cannot be shared by {num_replicas} processes")
+        if -(-len(order) // batch_size) < num_replicas:  # fewer batches than processes: one batch each
+            batches = [chunk.tolist() for chunk in torch.as_tensor(order).tensor_split(num_replicas)]
+        else:
+            batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
         self.batches = batches[rank::num_replicas]
 
     def __iter__(self) -> Iterator[list[int]]:

@@ -10,7 +10,7 @@ from transformers import DataCollatorWithFlattening
 from transformers.trainer_pt_utils import DistributedLengthGroupedSampler, LengthGroupedSampler
 
 from datamodules import EarlyCueClassification, RightContextNER
-from datamodules.samplers import LengthGroupedBatchSampler
+from datamodules.samplers import LengthGroupedBatchSampler, SortedBatchSampler
 
 BATCH = 8
 
@@ -80,6 +80,19 @@ def test_processes_share_whole_batches_and_the_rest_is_counted_where_the_library
         left_batches, left_examples = shards[0].left_out()
         assert len(seen) == len(set(seen)) == len(lengths) - left_examples
         assert (left_batches, len({len(shard) for shard in shards})) == ((0, 1) if replicas == 3 else (1, 1))
+
+
+@pytest.mark.parametrize(("examples", "batch", "replicas"), [(100, 32, 2), (16, 32, 2), (200, 32, 16), (17, 4, 16)])
+def test_every_process_gets_evaluation_batches_and_every_example_once(examples, batch, replicas):
+    """Whole batches per process, and one smaller batch each where the split has fewer batches than processes
+    (Lightning stops a process without batches: a 200-example validation subset on 2 nodes of 8 GPUs)."""
+    lengths = [(7 * i) % 23 + 1 for i in range(examples)]
+    shards = [SortedBatchSampler(lengths, batch, replicas, rank) for rank in range(replicas)]
+    seen = [i for shard in shards for b in shard for i in b]
+    assert sorted(seen) == list(range(examples)) and min(len(shard) for shard in shards) >= 1
+    assert max(len(b) for shard in shards for b in shard) <= batch
+    with pytest.raises(ValueError, match="3 evaluation examples cannot be shared by 4 processes"):
+        SortedBatchSampler([1, 2, 3], batch, 4, 0)
 
 
 def test_left_out_training_batches_are_counted_in_the_log(caplog, monkeypatch):

@@ -2,7 +2,7 @@
 
 Local (submitit's LocalExecutor): two jobs at a time, the failed run reported with its logs, finished runs not
 submitted again. SLURM, on a real single-node cluster that the `slurm_cluster` fixture starts, with the README's
-commands: the array in which one run is requeued after its first checkpoint (`scontrol requeue`, what pre-emption
+commands: the array in which one run is requeued at the end of its first epoch (`scontrol requeue`, what pre-emption
 does) and one gets submitit's time-limit signal (USR2), both ending with the metrics of the local launcher's
 uninterrupted runs; a second runner that waits for the first one's job; the multi-node sbatch script as two DDP
 processes. Every test here shares one xdist group (one cluster, one local run; `--dist loadgroup` in pyproject);
@@ -247,8 +247,7 @@ def readme_multinode_script(scratch: Path, data: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-@pytest.mark.slurm
-@pytest.mark.slow  # here (2 cores) the two ranks never met: sbatch --wait ran into its 600 s timeout
+@pytest.mark.slurm  # it found two DDP hangs: W&B's config upload and predict asked rank 0 alone for log_dir
 def test_the_readme_multinode_script_runs_ddp_under_srun(slurm_cluster, tmp_path):
     for name in ("configs", "main.py"):
         (tmp_path / name).symlink_to(ROOT / name)

@@ -8,6 +8,7 @@ process (or examples repeated to even out the shares) would show. The runs are `
 from __future__ import annotations
 
 import csv
+import json
 import os
 import socket
 import subprocess
@@ -132,6 +133,33 @@ def test_two_process_training_shards_the_batches(tmp_path):
     last = torch.load(tmp_path / "last.ckpt", weights_only=True)
     assert last["global_step"] == 4  # 8 batches, 4 per process: Lightning did not replace our sampler
     assert "val/f1" in read_metrics(tmp_path)
+
+
+@pytest.mark.slow
+def test_two_processes_fit_and_predict_with_wandb_and_every_process_gets_evaluation_batches(tmp_path):
+    """CSV + W&B (offline) loggers under DDP: W&B's config upload and the prediction writer asked rank 0 alone for
+    `trainer.log_dir` (a collective) and hung; 9 validation sentences in batches of 32 are one batch, which the
+    sampler now cuts in two so that no process is left without one."""
+    ddp = ["--trainer.strategy=ddp", "--trainer.devices=2", "--trainer.accelerator=cpu", "--trainer.max_epochs=1"]
+    data = ["--data.init_args.num_train=64", "--data.init_args.num_val=9", "--data.init_args.eval_batch_size=32"]
+    loggers = [
+        {"class_path": f"lightning.pytorch.loggers.{name}", "init_args": {"save_dir": str(tmp_path), **extra}}
+        for name, extra in (("CSVLogger", {}), ("WandbLogger", {"offline": True}))
+    ]
+    fit = [sys.executable, "main.py", "fit", *DATA_ARGS[:2], *data, *ddp, f"--trainer.logger={json.dumps(loggers)}"]
+    done = subprocess.run(fit, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (run,) = tmp_path.glob("wandb/offline-run-*")
+    assert (run / "files" / "config.yaml").is_file()  # rank 0 uploaded the resolved config
+    (best,) = tmp_path.rglob("*.ckpt")  # Lightning's default checkpoint (the quickstart has no ModelCheckpoint)
+    texts = tmp_path / "texts.txt"
+    texts.write_text("".join(f"ba goal ko ti {i}\n" for i in range(5)))
+    out = tmp_path / "predictions.jsonl"
+    predict = [sys.executable, "main.py", "predict", f"--ckpt_path={best}", *ddp[:3], "--trainer.logger=false"]
+    predict += [f"--data.init_args.predict_file={texts}", f"--prediction.output_file={out}"]
+    done = subprocess.run(predict, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert len(out.read_text().splitlines()) == 5  # both processes' rows, gathered
 
 
 def test_lightning_sampler_injection_is_refused_with_a_clear_error():
