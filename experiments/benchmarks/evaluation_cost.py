@@ -3,6 +3,7 @@
     python -m experiments.benchmarks.evaluation_cost                  # ~2 min on 2 busy cores (5 repeats)
     python -m experiments.benchmarks.evaluation_cost --profile 30     # + cProfile of our call: top 30 functions
     python -m experiments.benchmarks.evaluation_cost --model tiny     # a 2 x 64 LLaMA: the framework's cost stands out
+    python -m experiments.benchmarks.evaluation_cost --model tiny --step-log --repeats 30  # + per-step log ablation
     python -m experiments.benchmarks.evaluation_cost --tiny           # seconds: the variant the tests run
 
 The models and data of `reference_vs_ours.py --peer` (its helpers build them): the benchmark LLaMA (4 x 256,
@@ -19,7 +20,9 @@ by the CPU time of this process (steady when other processes share the cores). T
   evaluation batches, collated beforehand; `ours_loader`, `peer_loader`: iterating each side's data loader alone.
 
 Fixed cost = whole call - bare forward, reported in CPU ms per batch and as a share of the call. Accuracy of our
-call and of our bare loop must agree (the same predictions).
+call and of our bare loop must agree (the same predictions). `--step-log` adds `ours_call_step_log`: our call with
+the evaluation loss handed to `self.log` in every step, as before issue 19 (`StepLoggedLoss`), on a copy of the
+same weights; `step_log_ms_per_batch` is its median per-batch excess over `ours_call` (paired by repeat).
 """
 
 from __future__ import annotations
@@ -44,6 +47,30 @@ from lightning_modules import LabelSupervisedModule
 TIMED = ("ours_call_setup", "ours_call", "peer_call", "ours_bare", "peer_bare", "ours_loader", "peer_loader")
 
 
+class StepLoggedLoss(LabelSupervisedModule):
+    """Ablation: the evaluation loss as it was logged before issue 19, the MeanMetric handed to `self.log` in every
+    step (Lightning computes and resets it at the epoch's end), not once in `_log_metrics`."""
+
+    def _eval_step(self, batch: dict[str, torch.Tensor], split: str, metrics: Any) -> None:
+        super()._eval_step(batch, split, metrics)
+        losses = self.val_loss if split == "val" else self.test_loss
+        self.log(f"{split}/loss", losses, on_epoch=True, batch_size=len(batch["labels"]))
+
+    def _log_metrics(self, split: str, metrics: Any) -> None:
+        values = metrics.compute()
+        self.log_dict(values, sync_dist=False)
+        self.log(f"{split}/score", values[f"{split}/acc" if self.task == "sequence" else f"{split}/f1"], prog_bar=True)
+        metrics.reset()
+
+
+def step_logged_copy(module: LabelSupervisedModule) -> StepLoggedLoss:
+    """A `StepLoggedLoss` with `module`'s arguments and weights, its attention probe counted as done."""
+    copy = StepLoggedLoss(**{**module.hparams, "optimizer": None, "scheduler": None})
+    copy.load_state_dict(module.state_dict())
+    copy._verified_on = set(getattr(module, "_verified_on", set()))
+    return copy
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options (`--help`)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -57,6 +84,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1: steadier on shared cores)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model", default="bench", choices=["bench", "tiny"], help="4x256 LLaMA, or 2x64")
+    parser.add_argument("--step-log", action="store_true", help="also time the per-step loss logging ablation")
     parser.add_argument("--profile", type=int, default=0, help="cProfile one more call of ours; print the top N")
     parser.add_argument("--profile-out", default=None, help="also write that profile (pstats) to this file")
     parser.add_argument("--tiny", action="store_true", help="tiny model and data (seconds; used by the tests)")
@@ -120,6 +148,7 @@ def build(args: argparse.Namespace, output_dir: str) -> dict[str, Any]:
     peer.train()
     data.setup("test")
     return {
+        "step_logged": step_logged_copy(module) if args.step_log else None,
         "module": module,
         "data": data,
         "peer": peer,
@@ -128,28 +157,37 @@ def build(args: argparse.Namespace, output_dir: str) -> dict[str, Any]:
     }
 
 
+def timed_names(args: argparse.Namespace) -> tuple[str, ...]:
+    """What is timed in each repeat (`TIMED`, and the ablation with `--step-log`)."""
+    return TIMED[:2] + ("ours_call_step_log",) + TIMED[2:] if args.step_log else TIMED
+
+
 def measure(args: argparse.Namespace, built: dict[str, Any]) -> dict[str, list[float]]:
     """Interleaved repeats of every timed call; CPU seconds per call."""
     module, data, peer = built["module"], built["data"], built["peer"]
     calls: dict[str, Callable[[], Any]] = {
         "ours_call_setup": lambda: ours_test(args, module, without_test_split(data)),
         "ours_call": lambda: ours_test(args, module, data),
+        "ours_call_step_log": lambda: ours_test(args, built["step_logged"], data),
         "peer_call": lambda: peer.evaluate()["eval_accuracy"],
         "ours_bare": lambda: bare_forward(module, built["ours_batches"], ours=True),
         "peer_bare": lambda: bare_forward(peer.model, built["peer_batches"], ours=False),
         "ours_loader": lambda: sum(1 for _ in data.test_dataloader()),
         "peer_loader": lambda: sum(1 for _ in peer.get_eval_dataloader()),
     }
-    seconds: dict[str, list[float]] = {name: [] for name in TIMED}
+    timed = timed_names(args)
+    seconds: dict[str, list[float]] = {name: [] for name in timed}
     results: dict[str, Any] = {}
     for repeat in range(args.repeats):
-        for name in TIMED if repeat % 2 == 0 else TIMED[::-1]:
+        for name in timed if repeat % 2 == 0 else timed[::-1]:
             spent, results[name] = cpu_seconds(calls[name])
             seconds[name].append(spent)
-        print(f"repeat {repeat}: " + ", ".join(f"{n} {seconds[n][-1]:.3f}" for n in TIMED) + " (CPU s)")
+        print(f"repeat {repeat}: " + ", ".join(f"{n} {seconds[n][-1]:.3f}" for n in timed) + " (CPU s)")
     labels = torch.cat([b["labels"] for b in built["ours_batches"]])
     bare_acc = (results["ours_bare"] == labels).float().mean().item()
     seconds["accuracy"] = [results["ours_call"], results["ours_call_setup"], bare_acc, results["peer_call"]]
+    if args.step_log:
+        seconds["accuracy"].append(results["ours_call_step_log"])
     return seconds
 
 
@@ -158,7 +196,7 @@ def summarize(args: argparse.Namespace, built: dict[str, Any], seconds: dict[str
     batches = {"ours": len(built["ours_batches"]), "peer": len(built["peer_batches"])}
     examples = sum(len(b["labels"]) for b in built["ours_batches"])
     rows = []
-    for name in TIMED:
+    for name in timed_names(args):
         side = name.split("_")[0]
         values = seconds[name]
         row = {
@@ -168,7 +206,7 @@ def summarize(args: argparse.Namespace, built: dict[str, Any], seconds: dict[str
             "examples_per_cpu_s": examples / common.median(values),
             "cpu_ms_per_batch": 1000 * common.median(values) / batches[side],
         }
-        if name.endswith("call") or name.endswith("call_setup"):
+        if "_call" in name:
             fixed = [c - b for c, b in zip(values, seconds[f"{side}_bare"])]
             row["fixed_cpu_ms_per_batch"] = 1000 * common.median(fixed) / batches[side]
             row["fixed_share"] = common.median([f / c for f, c in zip(fixed, values)])
@@ -176,13 +214,23 @@ def summarize(args: argparse.Namespace, built: dict[str, Any], seconds: dict[str
     ratios = {
         name: [p / o for p, o in zip(seconds["peer_call"], seconds[name])] for name in ("ours_call", "ours_call_setup")
     }
+    step_log: dict[str, Any] = {}
+    if args.step_log:
+        excess = [s - c for s, c in zip(seconds["ours_call_step_log"], seconds["ours_call"])]
+        step_log = {
+            "step_log_ms_per_batch": 1000 * common.median(excess) / batches["ours"],
+            "step_log_ms_per_batch_range": common.spread([1000 * e / batches["ours"] for e in excess]),
+        }
     return {
+        **step_log,
         "examples": examples,
         "batches": batches,
         "rows": rows,
         "ours_vs_peer": {name: common.median(r) for name, r in ratios.items()},
         "ours_vs_peer_range": {name: common.spread(r) for name, r in ratios.items()},
-        "accuracy": dict(zip(("ours_call", "ours_call_setup", "ours_bare", "peer_call"), seconds["accuracy"])),
+        "accuracy": dict(
+            zip(("ours_call", "ours_call_setup", "ours_bare", "peer_call", "ours_call_step_log"), seconds["accuracy"])
+        ),
     }
 
 
@@ -226,6 +274,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ],
     )
     print(f"\nours / peer (whole call, CPU time): {summary['ours_vs_peer']} [{summary['ours_vs_peer_range']}]")
+    if args.step_log:
+        print(
+            f"per-step loss logging (ablation) costs {summary['step_log_ms_per_batch']:.3f} CPU ms per batch "
+            f"[{summary['step_log_ms_per_batch_range']}] (median of per-repeat excesses over ours_call)"
+        )
     print(f"accuracy: {summary['accuracy']}")
     if profiled:
         print(profiled)
