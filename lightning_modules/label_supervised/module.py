@@ -233,8 +233,8 @@ class LabelSupervisedModule(ProbedAttention, FinetunedModule, PretrainedMixin):
         self._eval_step(batch, "test", self.test_metrics)
 
     def _log_metrics(self, split: str, metrics: Any) -> None:
-        # the loss is logged here, once per epoch, not in every step: `self.log` costs ~0.3 ms of CPU per call
-        # (Lightning moves its whole record to the device each time), a third of the framework's cost per
+        # the loss is logged here, once per epoch, not in every step: `self.log` costs 0.3-0.5 ms of CPU per call
+        # (Lightning moves its whole record to the device each time), about a fifth of the framework's cost per
         # evaluation step (benchmarks.md section 12); the logged value is the same MeanMetric's compute()
         losses = self.val_loss if split == "val" else self.test_loss
         self.log(f"{split}/loss", losses.compute())
