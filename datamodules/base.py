@@ -117,6 +117,7 @@ class LabelDataModule(LightningDataModule):
         self.predict_source: datasets.Dataset | None = None  # the raw inputs of the predictions (text, line)
         self._train_sampler: LengthGroupedBatchSampler | None = None
         self._train_sampler_state: dict[str, Any] | None = None  # from a checkpoint, applied to the next sampler
+        self._tokenizer_hash: tuple[PreTrainedTokenizerBase, str] | None = None  # see _tokenizer_fingerprint
 
     # ----------------------------------------------------------------------------- what the model links to
     @cached_property
@@ -253,7 +254,16 @@ class LabelDataModule(LightningDataModule):
                 self.encoder.cache_key(),
                 code_digest(inspect.getfile(type(self.encoder))),
             ]
-        return Hasher.hash([dataset._fingerprint, self.tokenizer, settings])
+        return Hasher.hash([dataset._fingerprint, self._tokenizer_fingerprint(), settings])
+
+    def _tokenizer_fingerprint(self) -> str:
+        """`datasets`' hash of the tokenizer, computed once per tokenizer object: it dill-pickles the whole tokenizer
+        (0.4 s of CPU for LLaMA-2's 32k vocabulary), which every split's set-up paid again (a test after a fit in
+        the same process: the largest fixed cost of the test call, benchmarks.md section 12)."""
+        tokenizer = self.tokenizer
+        if self._tokenizer_hash is None or self._tokenizer_hash[0] is not tokenizer:
+            self._tokenizer_hash = (tokenizer, Hasher.hash(tokenizer))
+        return self._tokenizer_hash[1]
 
     def _check_label(self, label: int, split: str, index: int) -> None:
         if not 0 <= label < self.num_labels:

@@ -134,48 +134,57 @@ def peer_tokenize(dataset: Any, tokenizer: Any, max_length: int) -> Any:
     return dataset.map(encode, batched=True, batch_size=1000, remove_columns=["text"])
 
 
+def reference_trainer(
+    args: argparse.Namespace, config: dict, tokenizer: Any, raw: dict, ours: Any, output_dir: str, peer: bool = False
+) -> tuple[Trainer, _CountingCollator, _StepEnds]:
+    """The reference's (or, with `peer`, the careful user's) HF `Trainer` over the raw `train`/`test` examples,
+    not yet trained, with its counting collator and step-end callback."""
+    tokenize = peer_tokenize if peer else reference_tokenize
+    train = tokenize(raw["train"], tokenizer, args.max_length)
+    dev = tokenize(raw["test"], tokenizer, args.max_length)
+    collator, step_ends = _CountingCollator(tokenizer), _StepEnds()
+    training_args = TrainingArguments(
+        output_dir=output_dir,
+        per_device_train_batch_size=args.batch_size,
+        per_device_eval_batch_size=args.batch_size,
+        max_steps=args.steps,
+        learning_rate=args.lr,
+        weight_decay=0.0,
+        max_grad_norm=1.0,
+        optim="adamw_torch",
+        lr_scheduler_type="linear",
+        save_strategy="no",
+        eval_strategy="no",
+        logging_steps=50,
+        report_to="none",
+        use_cpu=True,
+        seed=args.seed,
+        disable_tqdm=not args.progress,
+        train_sampling_strategy="group_by_length" if peer else "random",
+    )
+    trainer = Trainer(
+        model=build_reference(args, config, tokenizer, ours),
+        args=training_args,
+        train_dataset=train,
+        eval_dataset=dev,
+        data_collator=collator,
+        compute_metrics=lambda p: {
+            "accuracy": multiclass_accuracy(
+                torch.as_tensor(p.predictions).argmax(-1), torch.as_tensor(p.label_ids), 2, average="micro"
+            ).item()
+        },
+        callbacks=[step_ends],
+    )
+    return trainer, collator, step_ends
+
+
 def run_reference(
     args: argparse.Namespace, config: dict, tokenizer: Any, raw: dict, ours: Any, peer: bool = False
 ) -> dict:
     """Train and evaluate the reference (or, with `peer`, the careful user's Trainer set-up) on the raw
     `train`/`test` examples; returns timings, token counts and accuracy."""
-    tokenize = peer_tokenize if peer else reference_tokenize
-    train = tokenize(raw["train"], tokenizer, args.max_length)
-    dev = tokenize(raw["test"], tokenizer, args.max_length)
-    collator, step_ends = _CountingCollator(tokenizer), _StepEnds()
     with tempfile.TemporaryDirectory() as output_dir:
-        training_args = TrainingArguments(
-            output_dir=output_dir,
-            per_device_train_batch_size=args.batch_size,
-            per_device_eval_batch_size=args.batch_size,
-            max_steps=args.steps,
-            learning_rate=args.lr,
-            weight_decay=0.0,
-            max_grad_norm=1.0,
-            optim="adamw_torch",
-            lr_scheduler_type="linear",
-            save_strategy="no",
-            eval_strategy="no",
-            logging_steps=50,
-            report_to="none",
-            use_cpu=True,
-            seed=args.seed,
-            disable_tqdm=not args.progress,
-            train_sampling_strategy="group_by_length" if peer else "random",
-        )
-        trainer = Trainer(
-            model=build_reference(args, config, tokenizer, ours),
-            args=training_args,
-            train_dataset=train,
-            eval_dataset=dev,
-            data_collator=collator,
-            compute_metrics=lambda p: {
-                "accuracy": multiclass_accuracy(
-                    torch.as_tensor(p.predictions).argmax(-1), torch.as_tensor(p.label_ids), 2, average="micro"
-                ).item()
-            },
-            callbacks=[step_ends],
-        )
+        trainer, collator, step_ends = reference_trainer(args, config, tokenizer, raw, ours, output_dir, peer)
         trainer.train()
         train_counts, collator.counts = collator.counts, []
         start = common.clocks()
@@ -214,11 +223,9 @@ def data_options(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def run_ours(args: argparse.Namespace, module: LabelSupervisedModule, packed: bool = False) -> dict:
-    """Train (on `train`) and evaluate (on `test`) ours with Lightning; returns timings, token counts, accuracy."""
-    data = common.sst2(pack_sequences=packed, **data_options(args))
-    timer = common.StepTimer()
-    options = {
+def trainer_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Our Lightning `Trainer`'s options for training and evaluation: CPU, no logger, checkpoints or summary."""
+    return {
         "accelerator": "cpu",
         "devices": 1,
         "logger": False,
@@ -226,6 +233,13 @@ def run_ours(args: argparse.Namespace, module: LabelSupervisedModule, packed: bo
         "enable_progress_bar": args.progress,
         "enable_model_summary": False,
     }
+
+
+def run_ours(args: argparse.Namespace, module: LabelSupervisedModule, packed: bool = False) -> dict:
+    """Train (on `train`) and evaluate (on `test`) ours with Lightning; returns timings, token counts, accuracy."""
+    data = common.sst2(pack_sequences=packed, **data_options(args))
+    timer = common.StepTimer()
+    options = trainer_options(args)
     trainer = lightning.Trainer(
         max_steps=args.steps,
         limit_val_batches=0,

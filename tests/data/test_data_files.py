@@ -205,6 +205,30 @@ def test_parsing_and_tokenization_are_cached_and_invalidated_by_edits(tmp_path, 
     assert edited.cache_files != first.cache_files and edited[1]["input_ids"] != first[1]["input_ids"]
 
 
+def test_the_tokenizer_is_hashed_once_per_tokenizer_object_not_once_per_split(monkeypatch):
+    """datasets' hash of a tokenizer dill-pickles it whole (0.4 s of CPU for LLaMA-2's): a test after a fit paid it
+    inside `Trainer.test` (issue 19, benchmarks.md section 12). Same tokenizer, same cache key; a new one, hashed."""
+    from datasets.fingerprint import Hasher
+
+    hashed = []
+    real_hash = Hasher.hash
+    monkeypatch.setattr(Hasher, "hash", classmethod(lambda cls, value: hashed.append(value) or real_hash(value)))
+    data = dm.EarlyCueClassification(num_train=8, num_val=8, num_test=8)
+
+    def times_hashed(tokenizer):  # alone or in the list of a cache key
+        return sum(value is tokenizer or (isinstance(value, list) and tokenizer in value) for value in hashed)
+
+    data.setup("fit")
+    data.setup("test")
+    assert times_hashed(data.tokenizer) == 1
+    keys = [data._encoding_fingerprint(data.load_split("test"), "test") for _ in range(2)]
+    other = dm.EarlyCueClassification(num_train=8, num_val=8, num_test=8)
+    assert other._encoding_fingerprint(other.load_split("test"), "test") == keys[0] == keys[1]
+    data.__dict__["tokenizer"] = other.tokenizer  # another tokenizer object: hashed again
+    data._encoding_fingerprint(data.load_split("test"), "test")
+    assert times_hashed(other.tokenizer) == 2
+
+
 # ------------------------------------------------------------------------------------------ encodings
 LATIN1 = "caf\u00e9 cr\u00e8me"  # 0xe9 and 0xe8 in latin-1, neither valid utf-8 on its own
 

@@ -23,6 +23,7 @@ from transformers import AutoConfig, AutoModel
 from experiments.benchmarks import (
     bidirectional_cost,
     data_scale,
+    evaluation_cost,
     framework_overhead,
     gpu_check,
     llama_7b_shape,
@@ -33,6 +34,7 @@ from experiments.benchmarks import (
 SCRIPTS = [
     reference_vs_ours,
     framework_overhead,
+    evaluation_cost,
     bidirectional_cost,
     llama_7b_shape,
     data_scale,
@@ -82,6 +84,24 @@ def test_reference_vs_ours_tiny(shared_data, llama2_tokenizer, tmp_path):
     assert packed["train_padding"]["padding_fraction"] == packed["eval_padding"]["padding_fraction"] == 0
     assert result["summary"]["reference"]["train_speedup"] == 1.0
     assert (tmp_path / "r.json").exists()
+
+
+# ------------------------------------------------------------------------------------------- evaluation cost
+def test_evaluation_cost_tiny(shared_data, llama2_tokenizer, tmp_path):
+    result = evaluation_cost.main(["--tiny", "--step-log", "--profile", "5", "--json", str(tmp_path / "e.json")])
+    summary = result["summary"]
+    assert summary["examples"] == 96 and summary["batches"] == {"ours": 12, "peer": 12}
+    rows = {row["timed"]: row for row in summary["rows"]}
+    assert set(rows) == {*evaluation_cost.TIMED, "ours_call_step_log"}
+    assert math.isfinite(summary["step_log_ms_per_batch"])
+    assert all(len(result["seconds"][name]) == 2 and row["cpu_s"] > 0 for name, row in rows.items())
+    assert all(0 < rows[name]["fixed_share"] < 1 for name in ("ours_call", "peer_call"))
+    # our whole call and the bare forward over our own batches predict alike (set-up in the call or before)
+    accuracy = summary["accuracy"]
+    assert accuracy["ours_call"] == accuracy["ours_call_setup"] == pytest.approx(accuracy["ours_bare"], abs=1e-7)
+    assert accuracy["ours_call_step_log"] == accuracy["ours_call"]  # the ablation logs differently, same weights
+    assert 0.0 <= accuracy["peer_call"] <= 1.0
+    assert "cumulative" in result["profile"] and (tmp_path / "e.json").exists()
 
 
 # ------------------------------------------------------------------------------------------ framework overhead
