@@ -25,10 +25,18 @@ from launcher_helpers import FAILED, ROOT, runner, write_cluster_suite
 
 pytestmark = pytest.mark.xdist_group("slurm")
 README = ROOT / "README.md"
+RELEASE_AFTER_S = 3  # a requeued job waits this long in PENDING before the test lets it start
 SWAPS = {"--partition": "test", "--gpus-per-run": "0", "--time": "0:20:00", "--array-parallelism": "2"}
 
 
 # ------------------------------------------------------------------------------------------- the local launcher
+def test_this_file_runs_on_one_xdist_worker(request):
+    """`--dist loadgroup` keeps this file's tests on one worker: with pytest 9.2 and pytest-xdist 3.8 the group is
+    silently ignored (pytest-dev/pytest-xdist#1386), and each worker starts its own cluster and suite runs."""
+    if getattr(request.config.option, "loadgroup", False):  # an xdist worker of `make test`
+        assert request.node.nodeid.endswith("@slurm"), f"{request.node.nodeid}: xdist_group ignored (pytest<9.2)"
+
+
 def test_two_jobs_at_a_time_and_the_failed_run_reported(local_runs):
     result, runs = local_runs
     assert result.returncode == 1, result.stderr[-4000:]
@@ -85,6 +93,7 @@ def interrupt_when_paused(cluster, log: Path, folder: Path, runner: subprocess.P
     of the interrupted jobs."""
     how = {"causal": "requeue", "bidirectional": "USR2"}  # USR2: what `--signal=USR2@90` sends before the limit
     interrupted: dict[str, str] = {}
+    pending_since: dict[str, float] = {}
     released: set[str] = set()
     deadline = time.monotonic() + 600
     while runner.poll() is None and time.monotonic() < deadline:
@@ -99,6 +108,10 @@ def interrupt_when_paused(cluster, log: Path, folder: Path, runner: subprocess.P
         states = cluster.jobs() if set(interrupted.values()) - released else {}
         for job_id in set(interrupted.values()) - released:
             if states.get(job_id) == "PENDING":  # requeued: SLURM would hold it for about two minutes
+                pending_since.setdefault(job_id, time.monotonic())
+            # not at once: slurmd refuses a job's new credential issued in the second its old one was revoked
+            # ("Job credential revoked": the job fails instead of starting again)
+            if time.monotonic() - pending_since.get(job_id, time.monotonic()) >= RELEASE_AFTER_S:
                 cluster.scontrol("update", f"JobId={job_id}", "StartTime=now")
                 released.add(job_id)
         time.sleep(0.1)
