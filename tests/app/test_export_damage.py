@@ -7,34 +7,17 @@ import shutil
 
 import pytest
 import torch
-from helpers import TINY_LLAMA
+from helpers import synthetic_module
 from safetensors.torch import load_file, save_file
 
-from core.hub import load_tokenizer
-from datamodules import EarlyCueClassification
-from datamodules.synthetic import build_tokenizer
 from lightning_modules import BidirectionalMask, LabelSupervisedModule, MaxPooling
-
-
-def tiny(**kwargs) -> LabelSupervisedModule:
-    tokenizer = load_tokenizer(build_tokenizer())
-    labels = EarlyCueClassification.default_label_names
-    return LabelSupervisedModule(
-        backbone_config=TINY_LLAMA,
-        num_labels=len(labels),
-        label_names=labels,
-        pad_token_id=tokenizer.pad_token_id,
-        vocab_size=len(tokenizer),
-        verify_mask=False,
-        **kwargs,
-    )
 
 
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory):
     """A shipped-code export (bidirectional, max pooling, LoRA merged) and an adapter export of the same model."""
     root = tmp_path_factory.mktemp("exports")
-    module = tiny(mask=BidirectionalMask(), pooling=MaxPooling())
+    module = synthetic_module(mask=BidirectionalMask(), pooling=MaxPooling())
     return {
         "remote_code": module.save_pretrained(root / "remote_code", merge=True),
         "adapter": module.save_pretrained(root / "adapter"),
